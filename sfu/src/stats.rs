@@ -1,0 +1,69 @@
+//! Counters the SFU exports for monitoring.
+//!
+//! The core keeps plain integers ([`CoreCounters`]); the shell publishes them into
+//! [`SfuStats`] atomics after each turn of its loop, so that readers never wait on the media
+//! thread and the per-packet path never touches an atomic.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Plain counters owned by the core.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CoreCounters {
+    /// RTP packets written towards receivers.
+    pub forwarded_packets: u64,
+    /// RTP payload bytes written towards receivers.
+    pub forwarded_bytes: u64,
+    /// Datagrams that matched no endpoint or did not parse (garbage, strays, late packets).
+    pub dropped_datagrams: u64,
+    /// Keyframe requests sent to publishers (after rate limiting).
+    pub keyframe_requests_sent: u64,
+    /// Keyframe requests from receivers that were merged into an earlier or later one.
+    pub keyframe_requests_coalesced: u64,
+    /// Endpoints currently present.
+    pub endpoints: u64,
+    /// Meetings with at least one endpoint.
+    pub meetings: u64,
+}
+
+/// Shared, lock-free view of the SFU's counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct SfuStats {
+    forwarded_packets: AtomicU64,
+    forwarded_bytes: AtomicU64,
+    dropped_datagrams: AtomicU64,
+    keyframe_requests_sent: AtomicU64,
+    keyframe_requests_coalesced: AtomicU64,
+    endpoints: AtomicU64,
+    meetings: AtomicU64,
+}
+
+impl SfuStats {
+    /// Publishes the core's counters.
+    pub fn store(&self, c: &CoreCounters) {
+        self.forwarded_packets
+            .store(c.forwarded_packets, Ordering::Relaxed);
+        self.forwarded_bytes
+            .store(c.forwarded_bytes, Ordering::Relaxed);
+        self.dropped_datagrams
+            .store(c.dropped_datagrams, Ordering::Relaxed);
+        self.keyframe_requests_sent
+            .store(c.keyframe_requests_sent, Ordering::Relaxed);
+        self.keyframe_requests_coalesced
+            .store(c.keyframe_requests_coalesced, Ordering::Relaxed);
+        self.endpoints.store(c.endpoints, Ordering::Relaxed);
+        self.meetings.store(c.meetings, Ordering::Relaxed);
+    }
+
+    /// A copy of the last published counters.
+    pub fn load(&self) -> CoreCounters {
+        CoreCounters {
+            forwarded_packets: self.forwarded_packets.load(Ordering::Relaxed),
+            forwarded_bytes: self.forwarded_bytes.load(Ordering::Relaxed),
+            dropped_datagrams: self.dropped_datagrams.load(Ordering::Relaxed),
+            keyframe_requests_sent: self.keyframe_requests_sent.load(Ordering::Relaxed),
+            keyframe_requests_coalesced: self.keyframe_requests_coalesced.load(Ordering::Relaxed),
+            endpoints: self.endpoints.load(Ordering::Relaxed),
+            meetings: self.meetings.load(Ordering::Relaxed),
+        }
+    }
+}

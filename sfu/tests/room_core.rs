@@ -1,0 +1,330 @@
+//! Behaviour of the SFU's room core in simulated meetings: real str0m clients, simulated
+//! network and time. Each test runs seconds of a meeting in milliseconds, the same way every
+//! time.
+
+mod sim;
+
+use std::time::Duration;
+
+use sfu::{GoneReason, SfuEvent};
+use str0m::media::MediaKind;
+
+use sim::Sim;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn all_connected(sim: &Sim) -> bool {
+    sim.clients.iter().all(|c| c.connected)
+}
+
+#[test]
+fn forwards_audio_and_video_to_every_other_participant_of_the_meeting() {
+    let mut sim = Sim::new();
+    let a = sim.join(1);
+    let b = sim.join(1);
+    let c = sim.join(1);
+    let outsider = sim.join(2);
+    sim.run_for(3 * SECOND);
+    assert!(
+        all_connected(&sim),
+        "every client connects over ICE and DTLS"
+    );
+
+    for receiver in [a, b, c] {
+        for origin in [a, b, c] {
+            for kind in [MediaKind::Audio, MediaKind::Video] {
+                let n = sim.clients[receiver].count_from(origin as u8, kind);
+                if receiver == origin {
+                    assert_eq!(n, 0, "{receiver} must not get its own {kind:?} back");
+                } else {
+                    // 3 s at 50 packets/s, minus connection setup and negotiation.
+                    assert!(
+                        n > 80,
+                        "{receiver} got only {n} {kind:?} packets from {origin}"
+                    );
+                }
+            }
+        }
+        let leaked = sim.clients[receiver].count_from(outsider as u8, MediaKind::Video);
+        assert_eq!(leaked, 0, "media of another meeting must not leak in");
+    }
+    assert!(
+        sim.clients[outsider].received.is_empty(),
+        "alone in its meeting, it receives nothing"
+    );
+    let counters = sim.core.counters();
+    assert_eq!(counters.meetings, 2);
+    assert_eq!(counters.endpoints, 4);
+    assert!(counters.forwarded_packets > 6 * 2 * 80);
+}
+
+#[test]
+fn a_late_joiner_receives_the_others_and_is_received_by_them() {
+    let mut sim = Sim::new();
+    let a = sim.join(1);
+    let b = sim.join(1);
+    sim.run_for(2 * SECOND);
+    let late = sim.join(1);
+    sim.run_for(2 * SECOND);
+    for (receiver, origin) in [(late, a), (late, b), (a, late), (b, late)] {
+        let n = sim.clients[receiver].count_from(origin as u8, MediaKind::Video);
+        assert!(
+            n > 40,
+            "{receiver} got only {n} video packets from {origin}"
+        );
+    }
+}
+
+#[test]
+fn keyframe_requests_are_relayed_to_the_publisher_and_rate_limited() {
+    let mut sim = Sim::new();
+    let a = sim.join(1);
+    let b = sim.join(1);
+    let c = sim.join(1);
+    // Let the keyframe requests that open each track settle.
+    sim.run_for(2 * SECOND);
+    let before = sim.clients[a].keyframe_requests.len();
+    assert!(
+        before >= 1,
+        "opening A's video for others asks A for a keyframe"
+    );
+
+    let b_from_a = sim.clients[b]
+        .rx_ssrc_from(a as u8, MediaKind::Video)
+        .expect("B receives A's video");
+    let c_from_a = sim.clients[c]
+        .rx_ssrc_from(a as u8, MediaKind::Video)
+        .expect("C receives A's video");
+    let burst_start = sim.now;
+    // Three requests within 200 ms, from two receivers.
+    sim.request_keyframe(b, b_from_a);
+    sim.run_for(Duration::from_millis(100));
+    sim.request_keyframe(c, c_from_a);
+    sim.run_for(Duration::from_millis(100));
+    sim.request_keyframe(b, b_from_a);
+    sim.run_for(SECOND);
+
+    let relayed: Vec<_> = sim.clients[a].keyframe_requests[before..]
+        .iter()
+        .map(|(t, _)| *t - burst_start)
+        .collect();
+    assert_eq!(
+        relayed.len(),
+        2,
+        "one request at once, the rest merged into one: {relayed:?}"
+    );
+    assert!(
+        relayed[0] < Duration::from_millis(100),
+        "the first goes out at once: {relayed:?}"
+    );
+    assert!(
+        relayed[1] - relayed[0] >= Duration::from_millis(450),
+        "the merged one waits for the interval: {relayed:?}"
+    );
+    assert!(sim.core.counters().keyframe_requests_coalesced >= 1);
+
+    // After a quiet interval, a single request passes straight through again.
+    let before = sim.clients[a].keyframe_requests.len();
+    let t = sim.now;
+    sim.request_keyframe(c, c_from_a);
+    sim.run_for(SECOND);
+    let again: Vec<_> = sim.clients[a].keyframe_requests[before..]
+        .iter()
+        .map(|(at, _)| *at - t)
+        .collect();
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert!(again[0] < Duration::from_millis(100), "{again:?}");
+}
+
+#[test]
+fn a_nack_is_answered_from_the_sfu_send_buffer_not_the_publisher() {
+    let mut sim = Sim::new();
+    let a = sim.join(1);
+    let b = sim.join(1);
+    sim.run_for(2 * SECOND);
+    let sfu = sim.sfu_addr;
+    let b_addr = sim.clients[b].addr;
+    let vp8 = sim.clients[b].vp8_pt();
+    // Lose, once, the video packets numbered 150 and 151 on the SFU → B leg only.
+    let mut lost = Vec::new();
+    sim.drop_rule = Some(Box::new(move |d| {
+        if d.source != sfu || d.destination != b_addr {
+            return false;
+        }
+        match d.rtp_pt_seq() {
+            Some((pt, seq)) if pt == vp8 && (seq == 150 || seq == 151) && !lost.contains(&seq) => {
+                lost.push(seq);
+                true
+            }
+            _ => false,
+        }
+    }));
+    sim.run_for(3 * SECOND);
+    assert_eq!(sim.dropped, 2, "the rule dropped exactly the two packets");
+
+    // B has every video packet A sent from the start of its stream, with no hole.
+    let mut seqs: Vec<u16> = sim.clients[b]
+        .received
+        .iter()
+        .filter(|r| r.origin == a as u8 && r.kind == MediaKind::Video)
+        .map(|r| r.publisher_seq)
+        .collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    let (first, last) = (seqs[0], seqs[seqs.len() - 1]);
+    assert!(
+        last - first > 150,
+        "the lost packets lie inside what was received"
+    );
+    assert_eq!(
+        seqs.len(),
+        usize::from(last - first) + 1,
+        "a hole remains in {first}..={last}"
+    );
+
+    // The repair came from the SFU (RTX towards B), and A was never asked to resend.
+    let rtx_b = sim.clients[b].vp8_rtx_pt().expect("RTX negotiated for VP8");
+    let rtx_to_b = sim
+        .wire
+        .iter()
+        .filter(|(_, d)| d.source == sfu && d.destination == b_addr)
+        .filter(|(_, d)| d.rtp_pt_seq().is_some_and(|(pt, _)| pt == rtx_b))
+        .count();
+    assert!(
+        rtx_to_b >= 2,
+        "the SFU resent the lost packets itself ({rtx_to_b} RTX packets)"
+    );
+    let a_addr = sim.clients[a].addr;
+    let rtx_a = sim.clients[a].vp8_rtx_pt().expect("RTX negotiated for VP8");
+    let rtx_from_a = sim
+        .wire
+        .iter()
+        .filter(|(_, d)| d.source == a_addr)
+        .filter(|(_, d)| d.rtp_pt_seq().is_some_and(|(pt, _)| pt == rtx_a))
+        .count();
+    assert_eq!(rtx_from_a, 0, "the publisher never had to retransmit");
+}
+
+#[test]
+fn a_participant_leaving_mid_stream_disappears_for_the_others() {
+    let mut sim = Sim::new();
+    let a = sim.join(1);
+    let b = sim.join(1);
+    let c = sim.join(1);
+    sim.run_for(2 * SECOND);
+    let offers_before = sim
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, SfuEvent::Offer { .. }))
+        .count();
+
+    sim.leave(c);
+    let left_at = sim.now;
+    sim.run_for(2 * SECOND);
+
+    // A and B were offered the removal of C's tracks, and answered.
+    let offers_after: Vec<_> = sim
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, SfuEvent::Offer { .. }))
+        .skip(offers_before)
+        .collect();
+    assert_eq!(offers_after.len(), 2, "one offer each to A and B");
+    for receiver in [a, b] {
+        let after = sim.clients[receiver].count_from_since(
+            c as u8,
+            MediaKind::Video,
+            left_at + Duration::from_millis(50),
+        );
+        assert_eq!(after, 0, "{receiver} still receives C after it left");
+        let other = if receiver == a { b } else { a };
+        let flowing =
+            sim.clients[receiver].count_from_since(other as u8, MediaKind::Video, left_at);
+        assert!(
+            flowing > 80,
+            "{receiver} stopped receiving {other} ({flowing})"
+        );
+    }
+    assert_eq!(sim.core.members(sfu::MeetingId(1)).len(), 2);
+}
+
+#[test]
+fn a_participant_whose_network_drops_is_removed_after_the_liveness_timeout() {
+    let mut sim = Sim::new();
+    let a = sim.join(1);
+    let b = sim.join(1);
+    let c = sim.join(1);
+    sim.run_for(2 * SECOND);
+    sim.cut_network(c);
+    let cut_at = sim.now;
+    sim.run_for(7 * SECOND);
+
+    let gone: Vec<_> = sim
+        .events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            SfuEvent::Gone { endpoint, reason } => Some((*t, *endpoint, *reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    let (t, endpoint, reason) = gone[0];
+    assert_eq!(endpoint, sim.clients[c].id);
+    assert_eq!(reason, GoneReason::Silent);
+    let after = t - cut_at;
+    assert!(
+        after >= Duration::from_secs(5) && after < Duration::from_secs(6),
+        "removed after {after:?}"
+    );
+    for (receiver, other) in [(a, b), (b, a)] {
+        let flowing = sim.clients[receiver].count_from_since(other as u8, MediaKind::Video, t);
+        assert!(flowing > 50, "{receiver} stopped receiving {other}");
+    }
+}
+
+#[test]
+fn garbage_datagrams_are_dropped_and_counted_while_media_flows() {
+    let mut sim = Sim::new();
+    let a = sim.join(1);
+    let b = sim.join(1);
+    sim.run_for(2 * SECOND);
+    let before = sim.core.counters().dropped_datagrams;
+    let stranger = std::net::SocketAddr::from(([10, 9, 9, 9], 4444));
+    let known = sim.clients[a].addr;
+    let junk: [&[u8]; 5] = [b"", b"\x00", b"hello sfu", &[0x80; 40], &[0xff; 1500]];
+    for source in [stranger, known] {
+        for j in junk {
+            sim.core.handle_datagram(sim.now, source, sim.sfu_addr, j);
+        }
+    }
+    let dropped = sim.core.counters().dropped_datagrams - before;
+    assert!(
+        dropped >= 5,
+        "garbage from an unknown address is dropped and counted ({dropped})"
+    );
+    let t = sim.now;
+    sim.run_for(SECOND);
+    assert!(sim.clients[b].count_from_since(a as u8, MediaKind::Video, t) > 40);
+    assert!(sim.clients[a].count_from_since(b as u8, MediaKind::Video, t) > 40);
+}
+
+#[test]
+fn a_malformed_offer_is_refused_and_nothing_changes() {
+    let mut sim = Sim::new();
+    let a = sim.join(1);
+    let err = sim
+        .core
+        .join(
+            sim.now,
+            sfu::EndpointId(999),
+            sfu::MeetingId(1),
+            "v=0\r\nthis is not sdp",
+        )
+        .expect_err("garbage SDP is refused");
+    assert!(matches!(err, sfu::SfuError::BadSdp(_)), "{err:?}");
+    let again = sim
+        .core
+        .join(sim.now, sim.clients[a].id, sfu::MeetingId(1), "v=0");
+    assert!(again.is_err());
+    assert_eq!(sim.core.members(sfu::MeetingId(1)).len(), 1);
+}

@@ -1,0 +1,486 @@
+//! A deterministic meeting simulator: the SFU core and real str0m clients (ICE, DTLS, SRTP)
+//! exchanging datagrams over a simulated network under simulated time.
+//!
+//! Nothing here sleeps or opens a socket: time jumps to the next deadline, so seconds of a
+//! meeting run in milliseconds.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use sfu::{CoreOutput, EndpointId, MeetingId, SfuConfig, SfuCore, SfuEvent};
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequest, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, Ssrc};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+/// A datagram on the simulated wire.
+#[derive(Debug, Clone)]
+pub struct Datagram {
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub contents: Vec<u8>,
+}
+
+impl Datagram {
+    /// The RTP payload type and sequence number, if this is an RTP packet (its header is not
+    /// encrypted by SRTP, so the wire can read it).
+    pub fn rtp_pt_seq(&self) -> Option<(u8, u16)> {
+        let c = &self.contents;
+        if c.len() < 12 || c[0] >> 6 != 2 {
+            return None;
+        }
+        let pt = c[1] & 0x7f;
+        // RTCP packet types 200..=206 appear as 72..=78 with the marker bit masked off.
+        if (72..=78).contains(&pt) {
+            return None;
+        }
+        Some((pt, u16::from_be_bytes([c[2], c[3]])))
+    }
+}
+
+/// What a client received: who sent it (from the payload's first byte), the kind, and the
+/// publisher's own sequence number (carried in the payload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub at: Instant,
+    pub origin: u8,
+    pub kind: MediaKind,
+    pub publisher_seq: u16,
+    pub ssrc: Ssrc,
+}
+
+/// One simulated participant: a str0m peer in RTP mode that publishes audio and video.
+pub struct Client {
+    pub index: u8,
+    pub id: EndpointId,
+    pub addr: SocketAddr,
+    pub rtc: Rtc,
+    pub online: bool,
+    pub connected: bool,
+    pub publishing: bool,
+    pub received: Vec<Received>,
+    pub keyframe_requests: Vec<(Instant, KeyframeRequest)>,
+    next_timeout: Instant,
+    audio_mid: Mid,
+    video_mid: Mid,
+    audio_seq: u64,
+    video_seq: u64,
+}
+
+impl Client {
+    fn payload_type(&self, codec: Codec) -> Pt {
+        self.rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+            .expect("the codec was enabled")
+    }
+
+    /// The RTX payload type this client uses for VP8.
+    pub fn vp8_rtx_pt(&self) -> Option<u8> {
+        self.rtc
+            .codec_config()
+            .find(|p| p.spec().codec == Codec::Vp8)
+            .and_then(|p| p.resend())
+            .map(|pt| *pt)
+    }
+
+    /// The VP8 payload type of this client.
+    pub fn vp8_pt(&self) -> u8 {
+        *self.payload_type(Codec::Vp8)
+    }
+
+    /// Writes one audio and one video packet.
+    fn write_media(&mut self, now: Instant) {
+        for (kind, codec, mid) in [
+            (MediaKind::Audio, Codec::Opus, self.audio_mid),
+            (MediaKind::Video, Codec::Vp8, self.video_mid),
+        ] {
+            let pt = self.payload_type(codec);
+            let seq = match kind {
+                MediaKind::Audio => &mut self.audio_seq,
+                MediaKind::Video => &mut self.video_seq,
+            };
+            *seq += 1;
+            let seq_no = *seq;
+            let mut payload = vec![0u8; if kind == MediaKind::Video { 900 } else { 80 }];
+            payload[0] = self.index;
+            payload[1] = u8::from(kind == MediaKind::Video);
+            payload[2..4].copy_from_slice(&(seq_no as u16).to_be_bytes());
+            let clock = if kind == MediaKind::Video { 90 } else { 48 };
+            let time = (seq_no * 20 * clock) as u32;
+            let mut api = self.rtc.direct_api();
+            let Some(stream) = api.stream_tx_by_mid(mid, None) else {
+                continue;
+            };
+            stream.write_rtp(
+                RtpWrite::new(pt, seq_no.into(), time, now, payload)
+                    .marker(true)
+                    .nackable(kind == MediaKind::Video),
+            );
+        }
+    }
+
+    /// The SSRC on which this client receives `kind` from the client with index `origin`.
+    pub fn rx_ssrc_from(&self, origin: u8, kind: MediaKind) -> Option<Ssrc> {
+        self.received
+            .iter()
+            .find(|r| r.origin == origin && r.kind == kind)
+            .map(|r| r.ssrc)
+    }
+
+    /// Packets received from `origin` of `kind`.
+    pub fn count_from(&self, origin: u8, kind: MediaKind) -> usize {
+        self.received
+            .iter()
+            .filter(|r| r.origin == origin && r.kind == kind)
+            .count()
+    }
+
+    /// Packets of `kind` from `origin` received after `t`.
+    pub fn count_from_since(&self, origin: u8, kind: MediaKind, t: Instant) -> usize {
+        self.received
+            .iter()
+            .filter(|r| r.origin == origin && r.kind == kind && r.at > t)
+            .count()
+    }
+}
+
+/// Decides whether a datagram is lost on the wire (true = drop).
+pub type DropRule = Box<dyn FnMut(&Datagram) -> bool>;
+
+/// The simulated meeting.
+pub struct Sim {
+    pub start: Instant,
+    pub now: Instant,
+    pub core: SfuCore,
+    pub sfu_addr: SocketAddr,
+    pub clients: Vec<Client>,
+    pub events: Vec<(Instant, SfuEvent)>,
+    /// Every datagram that left an SFU or client, with its send time (for assertions).
+    pub wire: Vec<(Instant, Datagram)>,
+    pub drop_rule: Option<DropRule>,
+    pub dropped: usize,
+    in_flight: VecDeque<(Instant, Datagram)>,
+    latency: Duration,
+    offers: VecDeque<(EndpointId, String)>,
+    keep_wire: bool,
+}
+
+impl Sim {
+    /// A core with default settings and no clients.
+    pub fn new() -> Self {
+        let sfu_addr = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 10000));
+        Self::with_config(SfuConfig::new(sfu_addr))
+    }
+
+    /// A core with the given settings.
+    pub fn with_config(config: SfuConfig) -> Self {
+        let now = Instant::now();
+        let sfu_addr = config.local_addr;
+        Self {
+            start: now,
+            now,
+            core: SfuCore::new(config),
+            sfu_addr,
+            clients: Vec::new(),
+            events: Vec::new(),
+            wire: Vec::new(),
+            drop_rule: None,
+            dropped: 0,
+            in_flight: VecDeque::new(),
+            latency: Duration::from_millis(10),
+            offers: VecDeque::new(),
+            keep_wire: true,
+        }
+    }
+
+    /// Adds a client that joins `meeting` and publishes audio and video. Returns its index.
+    pub fn join(&mut self, meeting: i64) -> usize {
+        let index = self.clients.len();
+        let addr = SocketAddr::from((Ipv4Addr::new(10, 0, 1, index as u8 + 1), 5000));
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("a valid address"));
+        let mut sdp = rtc.sdp_api();
+        let audio_mid = sdp.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let video_mid = sdp.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, pending) = sdp.apply().expect("an offer for two new media");
+        let id = EndpointId(100 + index as u64);
+        let answer = self
+            .core
+            .join(self.now, id, MeetingId(meeting), &offer.to_sdp_string())
+            .expect("the SFU answers a valid offer");
+        rtc.sdp_api()
+            .accept_answer(
+                pending,
+                SdpAnswer::from_sdp_string(&answer).expect("valid answer"),
+            )
+            .expect("the client accepts the SFU's answer");
+        self.clients.push(Client {
+            index: index as u8,
+            id,
+            addr,
+            rtc,
+            online: true,
+            connected: false,
+            publishing: true,
+            received: Vec::new(),
+            keyframe_requests: Vec::new(),
+            next_timeout: self.now,
+            audio_mid,
+            video_mid,
+            audio_seq: 0,
+            video_seq: 0,
+        });
+        self.drain_core();
+        self.poll_client(index);
+        index
+    }
+
+    /// Index of the client with this endpoint id.
+    pub fn index_of(&self, id: EndpointId) -> usize {
+        self.clients
+            .iter()
+            .position(|c| c.id == id)
+            .expect("a known endpoint")
+    }
+
+    /// Runs the meeting for `duration`, every connected publishing client sending an audio
+    /// and a video packet every 20 ms.
+    pub fn run_for(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        let tick = Duration::from_millis(20);
+        let mut next_media = self.now + tick;
+        while self.now < end {
+            let until = next_media.min(end);
+            self.process_until(until);
+            self.now = until;
+            if until == next_media {
+                for i in 0..self.clients.len() {
+                    let c = &mut self.clients[i];
+                    if c.connected && c.publishing && c.online {
+                        c.write_media(self.now);
+                        c.next_timeout = self.now;
+                    }
+                }
+                next_media += tick;
+            }
+        }
+    }
+
+    /// Handles every input due up to `until`, in time order.
+    fn process_until(&mut self, until: Instant) {
+        loop {
+            let core_t = self.core.poll_timeout();
+            let flight_t = self.in_flight.front().map(|(t, _)| *t);
+            let (client_i, client_t) = self
+                .clients
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.online && c.rtc.is_alive())
+                .map(|(i, c)| (Some(i), Some(c.next_timeout)))
+                .min_by_key(|(_, t)| *t)
+                .unwrap_or((None, None));
+            let next = [core_t, flight_t, client_t].into_iter().flatten().min();
+            let Some(next) = next else { return };
+            if next > until {
+                return;
+            }
+            self.now = self.now.max(next);
+            if flight_t == Some(next) {
+                let (_, d) = self.in_flight.pop_front().expect("peeked above");
+                self.deliver(d);
+            } else if client_t == Some(next) {
+                let i = client_i.expect("paired with client_t");
+                let now = self.now;
+                self.clients[i]
+                    .rtc
+                    .handle_input(Input::Timeout(now))
+                    .expect("client timeout handling");
+                self.poll_client(i);
+            } else {
+                self.core.handle_timeout(self.now);
+                self.drain_core();
+            }
+        }
+    }
+
+    fn send(&mut self, d: Datagram) {
+        if self.keep_wire {
+            self.wire.push((self.now, d.clone()));
+        }
+        let lost = self.drop_rule.as_mut().is_some_and(|rule| rule(&d));
+        let offline = self
+            .clients
+            .iter()
+            .any(|c| !c.online && (c.addr == d.source || c.addr == d.destination));
+        if lost || offline {
+            self.dropped += 1;
+            return;
+        }
+        self.in_flight.push_back((self.now + self.latency, d));
+    }
+
+    fn deliver(&mut self, d: Datagram) {
+        if d.destination == self.sfu_addr {
+            self.core
+                .handle_datagram(self.now, d.source, d.destination, &d.contents);
+            self.drain_core();
+            return;
+        }
+        let Some(i) = self.clients.iter().position(|c| c.addr == d.destination) else {
+            return;
+        };
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source: d.source,
+                destination: d.destination,
+                contents: d
+                    .contents
+                    .as_slice()
+                    .try_into()
+                    .expect("a datagram str0m sent"),
+            },
+        );
+        // A client's own failures are a test failure.
+        c.rtc.handle_input(input).expect("client accepts its input");
+        self.poll_client(i);
+    }
+
+    fn drain_core(&mut self) {
+        loop {
+            while let Some(out) = self.core.poll_output() {
+                match out {
+                    CoreOutput::Transmit {
+                        destination,
+                        contents,
+                    } => {
+                        let d = Datagram {
+                            source: self.sfu_addr,
+                            destination,
+                            contents,
+                        };
+                        self.send(d);
+                    }
+                    CoreOutput::Event(SfuEvent::Offer { endpoint, sdp }) => {
+                        self.offers.push_back((endpoint, sdp));
+                    }
+                    CoreOutput::Event(e) => self.events.push((self.now, e)),
+                }
+            }
+            let Some((endpoint, sdp)) = self.offers.pop_front() else {
+                return;
+            };
+            self.events.push((
+                self.now,
+                SfuEvent::Offer {
+                    endpoint,
+                    sdp: sdp.clone(),
+                },
+            ));
+            let Some(i) = self.clients.iter().position(|c| c.id == endpoint) else {
+                continue;
+            };
+            let offer = SdpOffer::from_sdp_string(&sdp).expect("the SFU's offer parses");
+            let answer = self.clients[i]
+                .rtc
+                .sdp_api()
+                .accept_offer(offer)
+                .expect("the client accepts the SFU's offer");
+            self.core
+                .answer(self.now, endpoint, &answer.to_sdp_string())
+                .expect("the SFU accepts the client's answer");
+            self.poll_client(i);
+        }
+    }
+
+    fn poll_client(&mut self, i: usize) {
+        let mut immediate = 0;
+        loop {
+            let now = self.now;
+            let c = &mut self.clients[i];
+            match c.rtc.poll_output().expect("client poll") {
+                Output::Timeout(t) if t <= now && immediate < 4 => {
+                    immediate += 1;
+                    c.rtc
+                        .handle_input(Input::Timeout(now))
+                        .expect("client timeout handling");
+                }
+                Output::Timeout(t) => {
+                    c.next_timeout = t.max(now + Duration::from_micros(1));
+                    return;
+                }
+                Output::Transmit(t) => {
+                    let d = Datagram {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.into(),
+                    };
+                    self.send(d);
+                }
+                Output::Event(Event::Connected) => c.connected = true,
+                Output::Event(Event::RtpPacket(p)) => {
+                    let kind = if p.payload.get(1) == Some(&1) {
+                        MediaKind::Video
+                    } else {
+                        MediaKind::Audio
+                    };
+                    if p.payload.len() >= 4 {
+                        c.received.push(Received {
+                            at: now,
+                            origin: p.payload[0],
+                            kind,
+                            publisher_seq: u16::from_be_bytes([p.payload[2], p.payload[3]]),
+                            ssrc: p.header.ssrc,
+                        });
+                    }
+                }
+                Output::Event(Event::KeyframeRequest(r)) => c.keyframe_requests.push((now, r)),
+                Output::Event(_) => {}
+            }
+        }
+    }
+
+    /// Time since the simulation started.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// Client `i` asks the SFU for a keyframe of what it receives on `ssrc`.
+    pub fn request_keyframe(&mut self, i: usize, ssrc: Ssrc) {
+        let c = &mut self.clients[i];
+        let mut api = c.rtc.direct_api();
+        let stream = api
+            .stream_rx(&ssrc)
+            .expect("a receive stream for this SSRC");
+        stream.request_keyframe(KeyframeRequestKind::Pli);
+        c.next_timeout = self.now;
+    }
+
+    /// Cuts client `i` off the network without telling anyone.
+    pub fn cut_network(&mut self, i: usize) {
+        self.clients[i].online = false;
+    }
+
+    /// Lets the SFU remove a client (signaling saw it leave) and stops simulating it.
+    pub fn leave(&mut self, i: usize) {
+        let id = self.clients[i].id;
+        self.clients[i].online = false;
+        self.core.leave(self.now, id);
+        self.drain_core();
+    }
+}

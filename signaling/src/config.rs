@@ -1,0 +1,116 @@
+//! Command-line and environment configuration of the bridge, with documented defaults.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::protocol::IceServer;
+
+/// A video conferencing bridge for government meeting rooms: signaling and an SFU in one process.
+///
+/// Every option can also be set by the environment variable shown.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "bridge", version)]
+pub struct Config {
+    /// Address of the HTTPS server (web client, API, WebSocket).
+    #[arg(long, env = "BRIDGE_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+
+    /// Address of the SFU's UDP socket (all media of all meetings).
+    #[arg(long, env = "BRIDGE_MEDIA_ADDR", default_value = "0.0.0.0:10000")]
+    pub media_addr: SocketAddr,
+
+    /// IP addresses at which clients can reach the media port (ICE host candidates). Defaults to
+    /// the media address's IP, or 127.0.0.1 when that is 0.0.0.0: set it to the server's
+    /// address on the government network for clients on other machines.
+    #[arg(
+        long = "candidate-ip",
+        env = "BRIDGE_CANDIDATE_IPS",
+        value_delimiter = ','
+    )]
+    pub candidate_ips: Vec<IpAddr>,
+
+    /// Folder for the database and the generated certificate.
+    #[arg(long, env = "BRIDGE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Folder of the built web client (`npm run build` makes it).
+    #[arg(long, env = "BRIDGE_WEB_ROOT", default_value = "web-client/dist")]
+    pub web_root: PathBuf,
+
+    /// PEM certificate chain for HTTPS. Without it a self-signed certificate is generated into
+    /// the data folder on first start.
+    #[arg(long, env = "BRIDGE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "BRIDGE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Extra host names or IPs for the self-signed certificate.
+    #[arg(long = "tls-name", env = "BRIDGE_TLS_NAMES", value_delimiter = ',')]
+    pub tls_names: Vec<String>,
+
+    /// STUN/TURN URLs handed to clients. None by default: the sites sit on a private network,
+    /// and no public server is ever used unless an administrator configures one.
+    #[arg(long = "ice-server", env = "BRIDGE_ICE_SERVERS", value_delimiter = ',')]
+    pub ice_servers: Vec<String>,
+
+    /// User name for the TURN servers in `--ice-server`.
+    #[arg(long, env = "BRIDGE_TURN_USERNAME")]
+    pub turn_username: Option<String>,
+
+    /// Credential for the TURN servers in `--ice-server`.
+    #[arg(long, env = "BRIDGE_TURN_CREDENTIAL")]
+    pub turn_credential: Option<String>,
+}
+
+impl Config {
+    /// The media addresses advertised to clients.
+    pub fn candidate_addrs(&self) -> Vec<SocketAddr> {
+        let port = self.media_addr.port();
+        if !self.candidate_ips.is_empty() {
+            return self
+                .candidate_ips
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, port))
+                .collect();
+        }
+        let ip = if self.media_addr.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            self.media_addr.ip()
+        };
+        vec![SocketAddr::new(ip, port)]
+    }
+
+    /// The ICE servers for clients, as configured.
+    pub fn ice_servers(&self) -> Vec<IceServer> {
+        if self.ice_servers.is_empty() {
+            return Vec::new();
+        }
+        vec![IceServer {
+            urls: self.ice_servers.clone(),
+            username: self.turn_username.clone(),
+            credential: self.turn_credential.clone(),
+        }]
+    }
+
+    /// Defaults for a test: everything on loopback with free ports, data in `data_dir`.
+    pub fn for_test(data_dir: PathBuf, web_root: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            media_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            candidate_ips: Vec::new(),
+            data_dir,
+            web_root,
+            tls_cert: None,
+            tls_key: None,
+            tls_names: Vec::new(),
+            ice_servers: Vec::new(),
+            turn_username: None,
+            turn_credential: None,
+        }
+    }
+}

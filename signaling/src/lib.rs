@@ -1,0 +1,91 @@
+//! The control plane of the meeting-room bridge.
+//!
+//! Signaling owns who is where: meetings (in the database), the participants of each meeting
+//! right now (the [`hub`]), and the live session protocol ([`protocol`]) over which clients
+//! join and exchange SDP with the SFU. It relays SDP between a client and the SFU but never
+//! touches media; the SFU ([`sfu`]) never sees names or accounts.
+//!
+//! [`start`] wires the parts: the database, the SFU task, the hub and the HTTP routes.
+
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod hub;
+pub mod protocol;
+pub mod tls;
+mod ws;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sfu::{SfuConfig, SfuHandle};
+
+pub use crate::config::Config;
+use crate::db::Db;
+use crate::hub::Hub;
+use crate::protocol::IceServer;
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Storage.
+    pub db: Db,
+    /// Who is in which meeting.
+    pub hub: Hub,
+    /// The media plane.
+    pub sfu: SfuHandle,
+    /// ICE servers handed to clients.
+    pub ice_servers: Arc<Vec<IceServer>>,
+    /// The built web client.
+    pub web_root: PathBuf,
+}
+
+/// Errors while starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data folder could not be created.
+    #[error("cannot create the data folder {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    /// The media port could not be bound.
+    #[error("cannot bind the media port {addr}: {source}")]
+    Media {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Opens the database, starts the SFU and the hub, and returns the state for the routes.
+pub async fn start(config: &Config) -> Result<AppState, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let db = Db::open(&config.data_dir).await?;
+    db.ensure_demo_meeting().await?;
+    let mut sfu_config = SfuConfig::new(config.media_addr);
+    sfu_config.candidate_addrs = config.candidate_addrs();
+    let (sfu, events) = sfu::spawn(sfu_config)
+        .await
+        .map_err(|source| StartError::Media {
+            addr: config.media_addr,
+            source,
+        })?;
+    let hub = Hub::spawn(sfu.clone(), events);
+    Ok(AppState {
+        db,
+        hub,
+        sfu,
+        ice_servers: Arc::new(config.ice_servers()),
+        web_root: config.web_root.clone(),
+    })
+}

@@ -1,0 +1,341 @@
+//! The live-session protocol between clients and signaling: versioned JSON over WebSocket.
+//!
+//! Every message is a JSON object with `"v"` (the protocol version, [`VERSION`]) and
+//! `"type"`. This module is the one place where the messages are typed; the web client mirrors
+//! it in `web-client/src/protocol.ts`.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this server speaks.
+pub const VERSION: u32 = 1;
+
+/// The largest text message accepted from a client. SDP offers of a few tracks are a few KiB.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// A message from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientMsg {
+    /// Enter a meeting under a display name.
+    Join {
+        /// The meeting to enter.
+        meeting: i64,
+        /// The name shown on this participant's tile.
+        name: String,
+    },
+    /// The client's one offer: what it publishes.
+    Offer {
+        /// SDP.
+        sdp: String,
+    },
+    /// The client's answer to an offer from the server.
+    Answer {
+        /// SDP.
+        sdp: String,
+    },
+    /// A trickled ICE candidate (`candidate:...`).
+    Candidate {
+        /// The candidate line.
+        candidate: String,
+    },
+    /// Leave the meeting.
+    Leave,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinBody {
+    meeting: i64,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SdpBody {
+    sdp: String,
+}
+
+#[derive(Deserialize)]
+struct CandidateBody {
+    candidate: String,
+}
+
+/// Why a client message was refused. Each maps to a stable error code for the client.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// Larger than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {0} bytes is larger than the limit of {MAX_MESSAGE_BYTES} bytes")]
+    TooLarge(usize),
+    /// Not JSON, or not an object.
+    #[error("message is not a JSON object: {0}")]
+    NotJson(String),
+    /// A `v` other than [`VERSION`].
+    #[error("unsupported protocol version {0}; this server speaks version {VERSION}")]
+    Version(String),
+    /// A `type` this server does not know.
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
+    /// A known type with missing or wrong fields.
+    #[error("invalid {kind} message: {detail}")]
+    Invalid {
+        /// The message type.
+        kind: &'static str,
+        /// What serde found wrong.
+        detail: String,
+    },
+    /// A binary frame: this protocol is text only.
+    #[error("binary messages are not part of this protocol")]
+    Binary,
+}
+
+impl ProtocolError {
+    /// The stable code sent to the client.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge(_) => "message_too_large",
+            Self::NotJson(_) => "bad_json",
+            Self::Version(_) => "unsupported_version",
+            Self::UnknownType(_) => "unknown_type",
+            Self::Invalid { .. } => "invalid_message",
+            Self::Binary => "binary_not_supported",
+        }
+    }
+}
+
+impl ClientMsg {
+    /// Parses one text message from a client.
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        if text.len() > MAX_MESSAGE_BYTES {
+            return Err(ProtocolError::TooLarge(text.len()));
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ProtocolError::NotJson(e.to_string()))?;
+        let serde_json::Value::Object(mut map) = value else {
+            return Err(ProtocolError::NotJson("not an object".into()));
+        };
+        match map.remove("v") {
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(u64::from(VERSION)) => {}
+            Some(other) => return Err(ProtocolError::Version(other.to_string())),
+            None => return Err(ProtocolError::Version("(missing)".into())),
+        }
+        let kind = match map.remove("type") {
+            Some(serde_json::Value::String(s)) => s,
+            Some(other) => return Err(ProtocolError::UnknownType(other.to_string())),
+            None => return Err(ProtocolError::UnknownType("(missing)".into())),
+        };
+        let body = serde_json::Value::Object(map);
+        fn field<T: for<'de> Deserialize<'de>>(
+            kind: &'static str,
+            body: serde_json::Value,
+        ) -> Result<T, ProtocolError> {
+            serde_json::from_value(body).map_err(|e| ProtocolError::Invalid {
+                kind,
+                detail: e.to_string(),
+            })
+        }
+        Ok(match kind.as_str() {
+            "join" => {
+                let b: JoinBody = field("join", body)?;
+                ClientMsg::Join {
+                    meeting: b.meeting,
+                    name: b.name,
+                }
+            }
+            "offer" => ClientMsg::Offer {
+                sdp: field::<SdpBody>("offer", body)?.sdp,
+            },
+            "answer" => ClientMsg::Answer {
+                sdp: field::<SdpBody>("answer", body)?.sdp,
+            },
+            "candidate" => ClientMsg::Candidate {
+                candidate: field::<CandidateBody>("candidate", body)?.candidate,
+            },
+            "leave" => ClientMsg::Leave,
+            _ => return Err(ProtocolError::UnknownType(kind)),
+        })
+    }
+}
+
+/// A participant as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    /// Its id; its media streams are named `p<id>`.
+    pub id: u64,
+    /// Display name.
+    pub name: String,
+}
+
+/// A meeting as a client sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeetingInfo {
+    /// Its id.
+    pub id: i64,
+    /// Its title.
+    pub title: String,
+}
+
+/// An ICE server for the client's `RTCPeerConnection` (only what an administrator configured).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:` / `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// A message to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The join succeeded.
+    Welcome {
+        /// This participant's id.
+        participant_id: u64,
+        /// The meeting entered.
+        meeting: MeetingInfo,
+        /// Everyone else already there.
+        participants: Vec<ParticipantInfo>,
+        /// ICE servers to use (empty unless an administrator configured some).
+        ice_servers: Vec<IceServer>,
+    },
+    /// The answer to the client's offer.
+    Answer {
+        /// SDP.
+        sdp: String,
+    },
+    /// A change to what the client receives; answer it.
+    Offer {
+        /// SDP.
+        sdp: String,
+    },
+    /// Someone entered the meeting.
+    ParticipantJoined {
+        /// Who.
+        participant: ParticipantInfo,
+    },
+    /// Someone left the meeting.
+    ParticipantLeft {
+        /// Their id.
+        id: u64,
+    },
+    /// A request failed; the session goes on unless the server closes it.
+    Error {
+        /// Stable, machine-readable code.
+        code: String,
+        /// Human-readable explanation.
+        message: String,
+    },
+}
+
+impl ServerMsg {
+    /// An error message.
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        Self::Error {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The JSON text of this message, with the version field.
+    pub fn to_json(&self) -> String {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let serde_json::Value::Object(map) = &mut value {
+            map.insert("v".into(), VERSION.into());
+        }
+        value.to_string()
+    }
+}
+
+/// Checks a display name: trimmed, 1 to 64 characters, no control characters.
+pub fn validate_name(name: &str) -> Result<String, &'static str> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("the display name is empty");
+    }
+    if name.chars().count() > 64 {
+        return Err("the display name is longer than 64 characters");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("the display name contains control characters");
+    }
+    Ok(name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_client_message() {
+        assert_eq!(
+            ClientMsg::parse(r#"{"v":1,"type":"join","meeting":1,"name":"Hà Giang"}"#),
+            Ok(ClientMsg::Join {
+                meeting: 1,
+                name: "Hà Giang".into()
+            })
+        );
+        assert_eq!(
+            ClientMsg::parse(r#"{"v":1,"type":"offer","sdp":"x"}"#),
+            Ok(ClientMsg::Offer { sdp: "x".into() })
+        );
+        assert_eq!(
+            ClientMsg::parse(r#"{"v":1,"type":"candidate","candidate":"c","sdpMid":"0"}"#),
+            Ok(ClientMsg::Candidate {
+                candidate: "c".into()
+            })
+        );
+        assert_eq!(
+            ClientMsg::parse(r#"{"v":1,"type":"leave"}"#),
+            Ok(ClientMsg::Leave)
+        );
+    }
+
+    #[test]
+    fn refuses_bad_messages_with_stable_codes() {
+        let code = |t: &str| ClientMsg::parse(t).map_err(|e| e.code());
+        assert_eq!(code("not json"), Err("bad_json"));
+        assert_eq!(code("[1,2]"), Err("bad_json"));
+        assert_eq!(code(r#"{"type":"leave"}"#), Err("unsupported_version"));
+        assert_eq!(
+            code(r#"{"v":2,"type":"leave"}"#),
+            Err("unsupported_version")
+        );
+        assert_eq!(code(r#"{"v":1,"type":"dance"}"#), Err("unknown_type"));
+        assert_eq!(
+            code(r#"{"v":1,"type":"join","meeting":"x"}"#),
+            Err("invalid_message")
+        );
+        let big = format!(
+            r#"{{"v":1,"type":"offer","sdp":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(code(&big), Err("message_too_large"));
+    }
+
+    #[test]
+    fn server_messages_carry_version_and_type() {
+        let json = ServerMsg::ParticipantLeft { id: 4 }.to_json();
+        let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(v["v"], 1);
+        assert_eq!(v["type"], "participant_left");
+        assert_eq!(v["id"], 4);
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(
+            validate_name("  Lê Thị Hoa 🌸 "),
+            Ok("Lê Thị Hoa 🌸".into())
+        );
+        assert!(validate_name("   ").is_err());
+        assert!(validate_name(&"x".repeat(65)).is_err());
+        assert!(validate_name("a\u{0007}b").is_err());
+        assert_eq!(
+            validate_name("'); DROP TABLE x;--"),
+            Ok("'); DROP TABLE x;--".into())
+        );
+    }
+}
