@@ -1,0 +1,37 @@
+# Shared helpers of run.sh and test.sh: check for a tool, install it from Debian's packages when
+# we can (root on Debian), or stop with one line saying what to install.
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+apt_updated=0
+# need COMMAND PACKAGE: make sure COMMAND exists, installing PACKAGE with apt-get if we may.
+need() {
+  local cmd=$1 pkg=$2
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing $pkg (for $cmd)..."
+    if [ $apt_updated = 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed; install $pkg by hand"
+      apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null \
+      || die "could not install $pkg; install it with: apt-get install $pkg"
+    command -v "$cmd" >/dev/null 2>&1 || die "$pkg installed but $cmd is still missing"
+  else
+    die "$cmd is missing; install it with: sudo apt-get install $pkg"
+  fi
+}
+
+# The web client's npm packages, exactly as locked, and its build.
+build_web_client() {
+  need node nodejs
+  need npm npm
+  local stamp=node_modules/.package-lock.json
+  if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+    say "installing npm packages from package-lock.json..."
+    npm ci --no-audit --no-fund --loglevel=error || die "npm ci failed"
+  fi
+  say "building the web client..."
+  npm run --silent build >/dev/null || die "the web client build failed (npm run build)"
+}
