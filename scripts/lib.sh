@@ -27,6 +27,9 @@ need() {
 build_web_client() {
   need node nodejs
   need npm npm
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  [ "$major" -ge 18 ] || die "Node.js $major is too old; the web client needs Node.js 18 or newer"
   local stamp=node_modules/.package-lock.json
   if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
     say "installing npm packages from package-lock.json..."

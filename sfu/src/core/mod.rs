@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -477,10 +477,10 @@ impl SfuCore {
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 return Err(GoneReason::SessionFailed);
             }
-            Event::MediaAdded(m) if m.direction == Direction::RecvOnly => {
+            Event::MediaAdded(m) if m.direction.is_receiving() => {
                 self.publish(id, m.mid, m.kind);
             }
-            Event::RtpPacket(packet) => self.forward(now, id, packet),
+            Event::RtpPacket(packet) => self.forward(id, packet),
             Event::KeyframeRequest(req) => {
                 let source = self.endpoints.get(&id).and_then(|ep| {
                     ep.tracks_out
@@ -541,8 +541,7 @@ impl SfuCore {
     }
 
     /// Writes a publisher's packet to every other endpoint of its meeting that has the track open.
-    fn forward(&mut self, now: Instant, source: EndpointId, packet: RtpPacket) {
-        let _ = now;
+    fn forward(&mut self, source: EndpointId, packet: RtpPacket) {
         let Some(ep) = self.endpoints.get_mut(&source) else {
             return;
         };

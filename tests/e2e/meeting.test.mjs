@@ -1,0 +1,414 @@
+// Browser end-to-end test: three headless Chromium participants meet through a real bridge.
+//
+//   npm run build && npm run test:e2e
+//
+// BRIDGE_BIN overrides the bridge binary (default: target/debug/bridge of this repo).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import https from 'node:https';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..', '..');
+const BRIDGE_BIN = process.env.BRIDGE_BIN || path.join(repo, 'target', 'debug', 'bridge');
+const WEB_ROOT = path.join(repo, 'web-client', 'dist');
+const SCREENSHOT = path.join(here, 'screenshots', 'meeting.png');
+const NAMES = ['Anh', 'Bình', 'Chi'];
+
+// The flags from shared/TESTING.md (Playwright gives every launch a fresh --user-data-dir).
+const CHROMIUM_ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-sync',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream=fps=30',
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+// ---- small helpers ---------------------------------------------------------------------
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every `interval` ms until it returns a truthy value or `timeout` ms pass. */
+async function waitFor(what, timeout, check, interval = 200) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      const detail = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}; last: ${detail}`);
+    }
+    await sleep(interval);
+  }
+}
+
+function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket('udp4');
+    sock.once('error', reject);
+    sock.bind(0, '127.0.0.1', () => {
+      const { port } = sock.address();
+      sock.close(() => resolve(port));
+    });
+  });
+}
+
+/** GET over HTTPS, accepting the bridge's self-signed certificate. */
+function httpsGet(url) {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { rejectUnauthorized: false, timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+  });
+}
+
+function tail(file, lines = 60) {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `(cannot read ${file}: ${err.message})`;
+  }
+}
+
+function metricValue(text, name) {
+  const re = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)`, 'm');
+  const m = re.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+/** Sends `count` datagrams of random bytes and sizes to the media port. */
+async function sendGarbage(port, count) {
+  const sock = dgram.createSocket('udp4');
+  const sizes = [1, 2, 12, 20, 28, 100, 576, 1200, 1400, 1472];
+  try {
+    for (let i = 0; i < count; i++) {
+      const size = i < sizes.length ? sizes[i] : 1 + Math.floor(Math.random() * 1400);
+      const buf = randomBytes(size);
+      await new Promise((resolve, reject) =>
+        sock.send(buf, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
+      );
+      if (i % 20 === 19) await sleep(5); // do not overflow the loopback socket buffer
+    }
+  } finally {
+    sock.close();
+  }
+}
+
+// ---- in-page probes (run inside the browser) ---------------------------------------------
+
+/** Inbound RTP stats of one page, each tagged with the participant that sends it. */
+async function inboundStats(page) {
+  return page.evaluate(async () => {
+    const b = window.bridge;
+    if (!b || !b.pc) return [];
+    const report = await b.pc.getStats();
+    const out = [];
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      out.push({
+        id: s.id,
+        kind: s.kind,
+        owner: b.trackOwner.get(s.trackIdentifier) ?? null,
+        trackIdentifier: s.trackIdentifier,
+        framesDecoded: s.framesDecoded ?? 0,
+        framesPerSecond: s.framesPerSecond ?? 0,
+        totalSamplesReceived: s.totalSamplesReceived ?? 0,
+        packetsReceived: s.packetsReceived ?? 0,
+      });
+    });
+    return out;
+  });
+}
+
+function pageState(page) {
+  return page.evaluate(() => {
+    const b = window.bridge;
+    return {
+      participantId: b?.participantId ?? null,
+      participants: b ? [...b.participants] : [],
+      trackOwner: b ? [...b.trackOwner] : [],
+      connectionState: b?.pc?.connectionState ?? null,
+      tiles: [...document.querySelectorAll('[data-participant-id]')].map((el) => ({
+        id: el.getAttribute('data-participant-id'),
+        name: el.querySelector('.tile-name')?.textContent ?? null,
+      })),
+      status: document.getElementById('status')?.textContent ?? '',
+    };
+  });
+}
+
+/**
+ * For each owner in `owners`: did video framesDecoded and audio totalSamplesReceived rise
+ * between the samples `before` and `after` (same stats object)?
+ */
+function flowing(before, after, owners, { audio = true } = {}) {
+  const rose = (kind, field, owner) =>
+    after.some(
+      (a) =>
+        a.kind === kind &&
+        a.owner === owner &&
+        a[field] > (before.find((b) => b.id === a.id)?.[field] ?? Infinity),
+    );
+  const missing = [];
+  for (const owner of owners) {
+    if (!rose('video', 'framesDecoded', owner)) missing.push(`video from ${owner}`);
+    if (audio && !rose('audio', 'totalSamplesReceived', owner)) missing.push(`audio from ${owner}`);
+  }
+  return missing;
+}
+
+// ---- the test ----------------------------------------------------------------------------
+
+test('three browsers meet through the bridge', { timeout: 180_000 }, async (t) => {
+  assert.ok(
+    fs.existsSync(BRIDGE_BIN),
+    `bridge binary not found at ${BRIDGE_BIN} (build it: cargo build -p signaling --bin bridge, or set BRIDGE_BIN)`,
+  );
+  assert.ok(
+    fs.existsSync(path.join(WEB_ROOT, 'index.html')),
+    `${WEB_ROOT}/index.html is missing: run npm run build first`,
+  );
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bridge-e2e-'));
+  const stderrFile = path.join(tmp, 'bridge.stderr.log');
+  const stdoutFile = path.join(tmp, 'bridge.stdout.log');
+  const httpPort = await freeTcpPort();
+  const mediaPort = await freeUdpPort();
+  const base = `https://127.0.0.1:${httpPort}`;
+
+  const out = fs.openSync(stdoutFile, 'w');
+  const err = fs.openSync(stderrFile, 'w');
+  const bridge = spawn(
+    BRIDGE_BIN,
+    [
+      '--listen', `127.0.0.1:${httpPort}`,
+      '--media-addr', `127.0.0.1:${mediaPort}`,
+      '--data-dir', path.join(tmp, 'data'),
+      '--web-root', WEB_ROOT,
+    ],
+    { stdio: ['ignore', out, err] },
+  );
+  fs.closeSync(out);
+  fs.closeSync(err);
+  let bridgeExit = null;
+  const exited = new Promise((resolve) =>
+    bridge.on('exit', (code, signal) => resolve((bridgeExit = { code, signal }))),
+  );
+  bridge.on('error', (e) => (bridgeExit = { error: e.message }));
+  const killNow = () => {
+    if (bridgeExit === null) bridge.kill('SIGKILL');
+  };
+  // Also when the test runner stops this process (Ctrl-C, a runner time-out).
+  const onSignal = (signal) => {
+    killNow();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('exit', killNow);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  /** SIGTERM, then SIGKILL if the bridge is still there after 3 s. */
+  const stopBridge = async () => {
+    if (bridgeExit !== null) return;
+    bridge.kill('SIGTERM');
+    await Promise.race([exited, sleep(3_000)]);
+    killNow();
+  };
+
+  let browser;
+  const pages = [];
+  const consoleLogs = NAMES.map(() => []);
+  const lastSeen = {}; // diagnostics: the latest stats and state seen on each page
+  let failed = true;
+
+  try {
+    t.diagnostic(`bridge ${BRIDGE_BIN} on ${base}, media udp ${mediaPort}, temp ${tmp}`);
+    await waitFor('the bridge to answer /healthz', 60_000, async () => {
+      if (bridgeExit) throw new Error(`bridge exited early: ${JSON.stringify(bridgeExit)}`);
+      return (await httpsGet(`${base}/healthz`)).status === 200;
+    });
+
+    const meetings = JSON.parse((await httpsGet(`${base}/api/meetings`)).body);
+    assert.ok(Array.isArray(meetings) && meetings.some((m) => m.id === 1), 'demo meeting 1 exists');
+
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: CHROMIUM_ARGS,
+    });
+    for (const [i, name] of NAMES.entries()) {
+      const context = await browser.newContext({ ignoreHTTPSErrors: true });
+      const page = await context.newPage();
+      page.on('console', (msg) => consoleLogs[i].push(`[${msg.type()}] ${msg.text()}`));
+      page.on('pageerror', (err) => consoleLogs[i].push(`[pageerror] ${err.message}`));
+      await page.goto(`${base}/?meeting=1`);
+      await page.getByLabel('Tên hiển thị').fill(name);
+      await waitFor('the meeting list', 5_000, () =>
+        page.locator('#meeting option[value="1"]').count(),
+      );
+      pages.push(page);
+    }
+
+    // Everyone clicks at once: the server must cope with simultaneous publications.
+    const joinedAt = Date.now();
+    await Promise.all(
+      pages.map((page) => page.getByRole('button', { name: 'Vào phòng họp' }).click()),
+    );
+
+    const ids = await Promise.all(
+      pages.map((page, i) =>
+        waitFor(`${NAMES[i]} to be welcomed`, 10_000, () =>
+          page.evaluate(() => window.bridge?.participantId ?? null),
+        ),
+      ),
+    );
+    t.diagnostic(`participant ids: ${NAMES.map((n, i) => `${n}=${ids[i]}`).join(', ')}`);
+    const othersOf = (i) => ids.filter((_, j) => j !== i);
+
+    /** Waits until every page in `which` sees media flowing from all its (remaining) others. */
+    const expectFlow = (label, which, owners, timeout, opts) =>
+      Promise.all(
+        which.map(async (i) => {
+          let before = await inboundStats(pages[i]);
+          await waitFor(`${label} on ${NAMES[i]}'s page`, timeout, async () => {
+            await sleep(1000);
+            const after = await inboundStats(pages[i]);
+            const missing = flowing(before, after, owners(i), opts);
+            lastSeen[NAMES[i]] = { missing, stats: after };
+            before = after;
+            if (missing.length > 0) throw new Error(`not rising: ${missing.join(', ')}`);
+            return true;
+          }, 0);
+        }),
+      );
+
+    // 1. Both others' video and audio reach every page within 10 s of joining.
+    await expectFlow('video and audio from both others', [0, 1, 2], othersOf,
+      Math.max(2_000, 10_000 - (Date.now() - joinedAt)));
+    t.diagnostic(`media flowing everywhere ${Date.now() - joinedAt} ms after joining`);
+    for (const [i, page] of pages.entries()) {
+      const fps = (await inboundStats(page))
+        .filter((s) => s.kind === 'video')
+        .map((s) => `${s.owner}: ${s.framesPerSecond} fps`);
+      t.diagnostic(`${NAMES[i]} receives video ${fps.join(', ')}`);
+    }
+
+    // 2. Each page names the other two.
+    await Promise.all(
+      pages.map((page, i) =>
+        waitFor(`${NAMES[i]}'s page to show the others' names`, 5_000, async () => {
+          const names = await page.locator('.tile-name').allTextContents();
+          lastSeen[`${NAMES[i]} names`] = names;
+          return NAMES.filter((_, j) => j !== i).every((n) => names.includes(n));
+        }),
+      ),
+    );
+
+    fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+    await pages[0].screenshot({ path: SCREENSHOT });
+
+    // 3. Garbage datagrams at the media port: dropped and counted, media keeps flowing.
+    const droppedBefore = metricValue(
+      (await httpsGet(`${base}/metrics`)).body, 'bridge_sfu_datagrams_dropped_total') ?? 0;
+    await sendGarbage(mediaPort, 200);
+    await expectFlow('video after garbage datagrams', [0, 1, 2], othersOf, 5_000, { audio: false });
+    const dropped = await waitFor('the dropped-datagram counter to reach 200', 5_000, async () => {
+      const value = metricValue(
+        (await httpsGet(`${base}/metrics`)).body, 'bridge_sfu_datagrams_dropped_total');
+      lastSeen.dropped = value;
+      return value !== null && value >= 200 ? value : null;
+    });
+    t.diagnostic(`bridge_sfu_datagrams_dropped_total ${droppedBefore} -> ${dropped}`);
+    assert.equal(bridgeExit, null, 'the bridge is still running');
+
+    // 4. The third participant closes the tab: the others see the tile go.
+    const goneId = ids[2];
+    await pages[2].close();
+    await Promise.all(
+      [0, 1].map((i) =>
+        waitFor(`${NAMES[i]}'s page to drop ${NAMES[2]}`, 5_000, async () => {
+          const state = await pageState(pages[i]);
+          lastSeen[`${NAMES[i]} state`] = state;
+          const tile = state.tiles.some((tile) => tile.id === String(goneId));
+          const listed = state.participants.some(([id]) => id === goneId);
+          return !tile && !listed;
+        }),
+      ),
+    );
+    await expectFlow('video and audio between the two left', [0, 1], (i) => [ids[1 - i]], 5_000);
+
+    // 5. No page threw, and no signaling step failed (each server offer was answered).
+    const problems = consoleLogs.flatMap((lines, i) =>
+      lines
+        .filter((l) => l.startsWith('[pageerror]') || l.includes('signaling failed'))
+        .map((l) => `${NAMES[i]}: ${l}`),
+    );
+    assert.deepEqual(problems, [], 'page errors or failed signaling steps');
+    failed = false;
+  } finally {
+    if (failed) {
+      console.error('---- last stats and state seen ----');
+      console.error(JSON.stringify(lastSeen, null, 2));
+      for (const [i, page] of pages.entries()) {
+        if (page.isClosed()) continue;
+        try {
+          console.error(`---- ${NAMES[i]}: page state ----`);
+          console.error(JSON.stringify(await pageState(page), null, 2));
+          console.error(JSON.stringify(await inboundStats(page), null, 2));
+        } catch (err) {
+          console.error(`(no state from ${NAMES[i]}: ${err.message})`);
+        }
+      }
+      for (const [i, lines] of consoleLogs.entries()) {
+        console.error(`---- ${NAMES[i]}: browser console (last 30) ----`);
+        console.error(lines.slice(-30).join('\n'));
+      }
+      console.error(`---- bridge exit: ${JSON.stringify(bridgeExit)} ----`);
+      console.error(`---- bridge stdout (${stdoutFile}) ----\n${tail(stdoutFile, 20)}`);
+      console.error(`---- bridge stderr (${stderrFile}) ----\n${tail(stderrFile)}`);
+    }
+    await browser?.close().catch(() => {});
+    await stopBridge();
+    process.removeListener('exit', killNow);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    if (!failed) fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,59 @@
+// The live-session protocol (mirrors signaling/src/protocol.rs): versioned JSON over WebSocket.
+
+export const VERSION = 1;
+
+export interface ParticipantInfo {
+  id: number;
+  name: string;
+}
+
+export interface MeetingInfo {
+  id: number;
+  title: string;
+}
+
+export type ClientMsg =
+  | { type: 'join'; meeting: number; name: string }
+  | { type: 'offer'; sdp: string }
+  | { type: 'answer'; sdp: string }
+  | { type: 'candidate'; candidate: string }
+  | { type: 'leave' };
+
+export type ServerMsg =
+  | {
+      type: 'welcome';
+      participant_id: number;
+      meeting: MeetingInfo;
+      participants: ParticipantInfo[];
+      ice_servers: RTCIceServer[];
+    }
+  | { type: 'answer'; sdp: string }
+  | { type: 'offer'; sdp: string }
+  | { type: 'participant_joined'; participant: ParticipantInfo }
+  | { type: 'participant_left'; id: number }
+  | { type: 'error'; code: string; message: string };
+
+/** Serializes a client message with the version field. */
+export function encode(msg: ClientMsg): string {
+  return JSON.stringify({ v: VERSION, ...msg });
+}
+
+/** Parses a server message; null for anything this client does not understand. */
+export function decode(text: string): ServerMsg | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null) return null;
+  const msg = value as { v?: unknown; type?: unknown };
+  if (msg.v !== VERSION || typeof msg.type !== 'string') return null;
+  return value as ServerMsg;
+}
+
+/** The participant id in a remote stream id (`"p9"` → 9), or null. */
+export function streamOwner(streamId: string): number | null {
+  const m = /^p(\d+)$/.exec(streamId);
+  return m?.[1] === undefined ? null : Number(m[1]);
+}

@@ -1,0 +1,192 @@
+// One stay in a meeting: the WebSocket to the bridge and the one RTCPeerConnection.
+//
+// The client offers once (its own camera and microphone); the server offers every later change
+// (others' tracks added or stopped) and the client answers. Signaling messages are handled
+// strictly one at a time, in arrival order, on a promise chain.
+
+import { decode, encode, streamOwner } from './protocol';
+import type { ClientMsg, MeetingInfo, ServerMsg } from './protocol';
+
+export interface SessionHandlers {
+  welcome(meeting: MeetingInfo, selfId: number): void;
+  participantJoined(id: number, name: string): void;
+  participantLeft(id: number): void;
+  remoteStream(id: number, stream: MediaStream): void;
+  connectionState(state: RTCPeerConnectionState): void;
+  serverError(code: string, message: string): void;
+  signalingFailed(detail: string): void;
+  /** The WebSocket closed without the user leaving. */
+  disconnected(): void;
+}
+
+/** What tests (and curious developers) can read from `window.bridge`, updated live. */
+export interface BridgeDebug {
+  readonly pc: RTCPeerConnection | null;
+  readonly participantId: number | null;
+  readonly participants: Map<number, string>;
+  readonly trackOwner: Map<string, number>;
+}
+
+declare global {
+  interface Window {
+    bridge?: BridgeDebug;
+  }
+}
+
+export class Session implements BridgeDebug {
+  pc: RTCPeerConnection | null = null;
+  participantId: number | null = null;
+  /** Everyone else in the meeting: id → display name. */
+  readonly participants = new Map<number, string>();
+  /** Remote track id → the participant who sends it. */
+  readonly trackOwner = new Map<string, number>();
+
+  private readonly ws: WebSocket;
+  private chain: Promise<void> = Promise.resolve();
+  private readonly gone = new Set<number>();
+  private ended = false;
+
+  constructor(
+    private readonly meeting: number,
+    private readonly name: string,
+    private readonly local: MediaStream,
+    private readonly on: SessionHandlers,
+  ) {
+    window.bridge = this;
+    const url = new URL('ws', location.href);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    this.ws = new WebSocket(url);
+    this.ws.onopen = () => this.send({ type: 'join', meeting: this.meeting, name: this.name });
+    this.ws.onmessage = (ev: MessageEvent) => {
+      const msg = typeof ev.data === 'string' ? decode(ev.data) : null;
+      if (!msg) {
+        console.warn('bridge: ignoring a message this client does not understand', ev.data);
+        return;
+      }
+      this.chain = this.chain
+        .then(() => this.handle(msg))
+        .catch((err: unknown) => {
+          console.error('bridge: signaling failed', msg.type, err);
+          if (!this.ended) this.on.signalingFailed(describe(err));
+        });
+    };
+    this.ws.onclose = () => {
+      if (!this.ended) {
+        this.ended = true;
+        this.closePeer();
+        this.on.disconnected();
+      }
+    };
+  }
+
+  /** Leaves the meeting: tells the server (once welcomed), then closes the connection. */
+  leave(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.participantId !== null) this.send({ type: 'leave' });
+    this.ws.close(1000);
+    this.closePeer();
+  }
+
+  private send(msg: ClientMsg): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(encode(msg));
+  }
+
+  private async handle(msg: ServerMsg): Promise<void> {
+    if (this.ended) return;
+    switch (msg.type) {
+      case 'welcome': {
+        this.participantId = msg.participant_id;
+        this.on.welcome(msg.meeting, msg.participant_id);
+        for (const p of msg.participants) this.addParticipant(p.id, p.name);
+        await this.publish(msg.ice_servers);
+        break;
+      }
+      case 'answer':
+        await this.peer().setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+        break;
+      case 'offer': {
+        const pc = this.peer();
+        await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+        const answer = await pc.createAnswer();
+        await pc.setLocalDescription(answer);
+        this.send({ type: 'answer', sdp: answer.sdp ?? '' });
+        break;
+      }
+      case 'participant_joined':
+        this.addParticipant(msg.participant.id, msg.participant.name);
+        break;
+      case 'participant_left':
+        this.removeParticipant(msg.id);
+        break;
+      case 'error':
+        this.on.serverError(msg.code, msg.message);
+        break;
+      default:
+        console.warn('bridge: ignoring unknown message', msg);
+    }
+  }
+
+  /** Creates the peer connection and sends the client's one offer. */
+  private async publish(iceServers: RTCIceServer[]): Promise<void> {
+    // One transport for audio and video: gather and check candidates once.
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
+    this.pc = pc;
+    pc.onicecandidate = (ev) => {
+      const candidate = ev.candidate?.candidate;
+      if (candidate) this.send({ type: 'candidate', candidate });
+    };
+    pc.onconnectionstatechange = () => {
+      if (!this.ended) this.on.connectionState(pc.connectionState);
+    };
+    pc.ontrack = (ev) => this.onTrack(ev);
+    for (const track of this.local.getTracks()) {
+      pc.addTransceiver(track, { direction: 'sendonly' });
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    this.send({ type: 'offer', sdp: offer.sdp ?? '' });
+  }
+
+  private onTrack(ev: RTCTrackEvent): void {
+    const stream = ev.streams[0];
+    const owner = stream ? streamOwner(stream.id) : null;
+    if (!stream || owner === null) {
+      console.warn('bridge: a remote track without a participant stream', ev.track.id);
+      return;
+    }
+    this.trackOwner.set(ev.track.id, owner);
+    if (!this.gone.has(owner) && owner !== this.participantId) this.on.remoteStream(owner, stream);
+  }
+
+  private addParticipant(id: number, name: string): void {
+    if (id === this.participantId) return;
+    this.gone.delete(id);
+    this.participants.set(id, name);
+    this.on.participantJoined(id, name);
+  }
+
+  private removeParticipant(id: number): void {
+    this.gone.add(id);
+    this.participants.delete(id);
+    for (const [track, owner] of this.trackOwner) {
+      if (owner === id) this.trackOwner.delete(track);
+    }
+    this.on.participantLeft(id);
+  }
+
+  private peer(): RTCPeerConnection {
+    if (!this.pc) throw new Error('no peer connection yet');
+    return this.pc;
+  }
+
+  private closePeer(): void {
+    this.pc?.close();
+    this.participants.clear();
+    this.trackOwner.clear();
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}

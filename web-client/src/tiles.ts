@@ -1,0 +1,118 @@
+// The grid of video tiles: one for the local preview, one per remote participant.
+
+import { t } from './i18n';
+
+interface Tile {
+  root: HTMLElement;
+  video: HTMLVideoElement;
+  caption: HTMLElement;
+  avatar: HTMLElement;
+  waiting: HTMLElement;
+  /** The name as the server gave it; null while unknown. */
+  name: string | null;
+  self: boolean;
+}
+
+export class TileGrid {
+  private readonly tiles = new Map<number, Tile>();
+
+  /** Called when the browser refuses to play a remote video with sound. */
+  onAutoplayBlocked: () => void = () => {};
+
+  constructor(private readonly root: HTMLElement) {}
+
+  addSelf(id: number, name: string, stream: MediaStream): void {
+    const tile = this.create(id, name, true);
+    tile.video.muted = true;
+    this.attach(tile, stream);
+  }
+
+  /** Shows a participant, as a placeholder until their media arrives. */
+  setName(id: number, name: string): void {
+    const tile = this.tiles.get(id) ?? this.create(id, name, false);
+    tile.name = name;
+    this.label(id, tile);
+  }
+
+  setStream(id: number, stream: MediaStream): void {
+    const tile = this.tiles.get(id) ?? this.create(id, null, false);
+    this.attach(tile, stream);
+  }
+
+  remove(id: number): void {
+    const tile = this.tiles.get(id);
+    if (!tile) return;
+    tile.video.srcObject = null;
+    tile.root.remove();
+    this.tiles.delete(id);
+  }
+
+  clear(): void {
+    for (const id of [...this.tiles.keys()]) this.remove(id);
+  }
+
+  /** Unmutes remote videos after a user gesture (when autoplay with sound was refused). */
+  unmuteAll(): void {
+    for (const tile of this.tiles.values()) {
+      if (tile.self) continue;
+      tile.video.muted = false;
+      tile.video.play().catch(() => {});
+    }
+  }
+
+  /** Re-renders the texts after a language switch. */
+  relabel(): void {
+    for (const [id, tile] of this.tiles) this.label(id, tile);
+  }
+
+  private create(id: number, name: string | null, self: boolean): Tile {
+    const root = document.createElement('figure');
+    root.className = self ? 'tile self' : 'tile';
+    root.dataset.participantId = String(id);
+
+    const video = document.createElement('video');
+    video.autoplay = true;
+    video.playsInline = true;
+    video.addEventListener('loadeddata', () => root.classList.add('has-video'));
+
+    const placeholder = document.createElement('div');
+    placeholder.className = 'tile-placeholder';
+    const avatar = document.createElement('span');
+    avatar.className = 'avatar';
+    const waiting = document.createElement('span');
+    waiting.className = 'waiting';
+    placeholder.append(avatar, waiting);
+
+    const caption = document.createElement('figcaption');
+    caption.className = 'tile-name';
+
+    root.append(video, placeholder, caption);
+    const tile: Tile = { root, video, caption, avatar, waiting, name, self };
+    this.label(id, tile);
+    // Keep the local preview first.
+    if (self) this.root.prepend(root);
+    else this.root.append(root);
+    this.tiles.set(id, tile);
+    return tile;
+  }
+
+  private label(id: number, tile: Tile): void {
+    const shown = tile.name ?? t('unknownName', { id });
+    tile.caption.textContent = tile.self ? t('youWithName', { name: shown }) : shown;
+    tile.avatar.textContent = [...shown.trim()][0]?.toUpperCase() ?? '?';
+    tile.waiting.textContent = tile.self ? '' : t('waitingMedia');
+  }
+
+  private attach(tile: Tile, stream: MediaStream): void {
+    if (tile.video.srcObject === stream) return;
+    tile.video.srcObject = stream;
+    tile.video.play().catch((err: unknown) => {
+      const refused = err instanceof DOMException && err.name === 'NotAllowedError';
+      if (!refused || tile.self || tile.video.muted) return;
+      // Autoplay with sound refused: play muted now, unmute on the next click.
+      tile.video.muted = true;
+      tile.video.play().catch(() => {});
+      this.onAutoplayBlocked();
+    });
+  }
+}
