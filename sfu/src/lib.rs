@@ -15,7 +15,9 @@ mod ids;
 pub mod shell;
 pub mod stats;
 
-pub use crate::core::{CoreOutput, GoneReason, SfuConfig, SfuCore, SfuError, SfuEvent};
+pub use crate::core::{
+    AudioMode, AudioPolicy, CoreOutput, GoneReason, SfuConfig, SfuCore, SfuError, SfuEvent,
+};
 pub use crate::ids::{EndpointId, MeetingId};
 pub use crate::shell::{SfuHandle, spawn};
 pub use crate::stats::SfuStats;

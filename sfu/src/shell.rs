@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::{CoreOutput, SfuConfig, SfuCore, SfuError, SfuEvent};
+use crate::core::{AudioPolicy, CoreOutput, SfuConfig, SfuCore, SfuError, SfuEvent};
 use crate::stats::SfuStats;
 use crate::{EndpointId, MeetingId};
 
@@ -41,6 +41,10 @@ enum Command {
     },
     Leave {
         endpoint: EndpointId,
+    },
+    SetAudioPolicy {
+        meeting: MeetingId,
+        policy: AudioPolicy,
     },
 }
 
@@ -99,6 +103,15 @@ impl SfuHandle {
     pub async fn leave(&self, endpoint: EndpointId) {
         // If the media plane is gone, the endpoint is gone with it.
         let _ = self.send(Command::Leave { endpoint }).await;
+    }
+
+    /// See [`SfuCore::set_audio_policy`].
+    pub async fn set_audio_policy(
+        &self,
+        meeting: MeetingId,
+        policy: AudioPolicy,
+    ) -> Result<(), SfuError> {
+        self.send(Command::SetAudioPolicy { meeting, policy }).await
     }
 
     /// The SFU's counters as last published by its task.
@@ -225,6 +238,7 @@ fn handle_command(core: &mut SfuCore, command: Command) {
             let _ = reply.send(core.candidate(endpoint, &candidate));
         }
         Command::Leave { endpoint } => core.leave(now, endpoint),
+        Command::SetAudioPolicy { meeting, policy } => core.set_audio_policy(meeting, policy),
     }
 }
 

@@ -177,6 +177,17 @@ impl HubState {
                 tracing::info!(participant = endpoint.0, ?reason, "media connection lost");
                 self.remove(endpoint.0).await;
             }
+            HubMsg::Sfu(SfuEvent::Speakers {
+                meeting,
+                dominant,
+                recent,
+            }) => {
+                let msg = ServerMsg::Speakers {
+                    dominant: dominant.0,
+                    recent: recent.iter().map(|e| e.0).collect(),
+                };
+                self.broadcast(meeting.0, 0, msg).await;
+            }
             HubMsg::Sfu(SfuEvent::Connected { endpoint }) => {
                 tracing::debug!(participant = endpoint.0, "media connected");
             }
@@ -197,6 +208,8 @@ impl HubState {
         }
     }
 
+    /// Sends `msg` to every participant of `meeting` but `except` (0: nobody is excepted; ids
+    /// start at 1).
     async fn broadcast(&mut self, meeting: i64, except: u64, msg: ServerMsg) {
         let ids: Vec<u64> = self
             .participants

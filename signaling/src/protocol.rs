@@ -221,6 +221,13 @@ pub enum ServerMsg {
         /// Their id.
         id: u64,
     },
+    /// The dominant speaker changed (detected by the SFU from audio levels).
+    Speakers {
+        /// Who speaks now.
+        dominant: u64,
+        /// Recent speakers, most recent (the dominant one) first.
+        recent: Vec<u64>,
+    },
     /// A request failed; the session goes on unless the server closes it.
     Error {
         /// Stable, machine-readable code.

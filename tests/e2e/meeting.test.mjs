@@ -341,6 +341,21 @@ test('three browsers meet through the bridge', { timeout: 180_000 }, async (t) =
       ),
     );
 
+    // The SFU detects a dominant speaker from the audio levels: every page marks the same
+    // participant's tile, and only that one.
+    const speakers = await Promise.all(
+      pages.map((page, i) =>
+        waitFor(`${NAMES[i]}'s page to mark the dominant speaker`, 10_000, async () => {
+          const marked = await page.locator('.tile.speaking').evaluateAll(
+            (els) => els.map((el) => el.dataset.participantId));
+          lastSeen[`${NAMES[i]} speaking`] = marked;
+          return marked.length === 1 ? marked[0] : null;
+        }),
+      ),
+    );
+    assert.ok(speakers.every((s) => s === speakers[0]), `one dominant speaker: ${speakers}`);
+    t.diagnostic(`dominant speaker: participant ${speakers[0]}`);
+
     fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await pages[0].screenshot({ path: SCREENSHOT });
 

@@ -139,6 +139,7 @@ async function join(): Promise<void> {
     },
     participantJoined: (id, who) => grid.setName(id, who),
     participantLeft: (id) => grid.remove(id),
+    dominantSpeaker: (id) => grid.setSpeaking(id),
     remoteStream: (id, remote) => grid.setStream(id, remote),
     connectionState(state) {
       if (state === 'connected') setStatus('connected');

@@ -31,6 +31,7 @@ export type ServerMsg =
   | { type: 'offer'; sdp: string }
   | { type: 'participant_joined'; participant: ParticipantInfo }
   | { type: 'participant_left'; id: number }
+  | { type: 'speakers'; dominant: number; recent: number[] }
   | { type: 'error'; code: string; message: string };
 
 /** Serializes a client message with the version field. */

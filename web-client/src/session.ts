@@ -11,6 +11,8 @@ export interface SessionHandlers {
   welcome(meeting: MeetingInfo, selfId: number): void;
   participantJoined(id: number, name: string): void;
   participantLeft(id: number): void;
+  /** The SFU detected a new dominant speaker. */
+  dominantSpeaker(id: number): void;
   remoteStream(id: number, stream: MediaStream): void;
   connectionState(state: RTCPeerConnectionState): void;
   serverError(code: string, message: string): void;
@@ -118,6 +120,9 @@ export class Session implements BridgeDebug {
         break;
       case 'participant_left':
         this.removeParticipant(msg.id);
+        break;
+      case 'speakers':
+        this.on.dominantSpeaker(msg.dominant);
         break;
       case 'error':
         this.on.serverError(msg.code, msg.message);

@@ -39,6 +39,11 @@ export class TileGrid {
     this.attach(tile, stream);
   }
 
+  /** Marks the tile of the participant who speaks now (and no other). */
+  setSpeaking(id: number): void {
+    for (const [tileId, tile] of this.tiles) tile.root.classList.toggle('speaking', tileId === id);
+  }
+
   remove(id: number): void {
     const tile = this.tiles.get(id);
     if (!tile) return;

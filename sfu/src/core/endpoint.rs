@@ -33,6 +33,10 @@ pub(crate) struct TrackIn {
     pub(crate) mid: Mid,
     pub(crate) kind: MediaKind,
     pub(crate) keyframes: KeyframeThrottle,
+    /// Counts the runs of packets the SFU chose not to forward (see `SeqRewriter`).
+    pub(crate) skip_epoch: u32,
+    /// Whether the last packet was not forwarded.
+    pub(crate) skipping: bool,
 }
 
 /// The state of a track forwarded to this endpoint.

@@ -9,6 +9,8 @@
 mod endpoint;
 mod forward;
 mod keyframe;
+mod meeting;
+mod speaker;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -24,6 +26,8 @@ use crate::stats::CoreCounters;
 use crate::{EndpointId, MeetingId};
 use endpoint::{Endpoint, TrackIn, TrackOut};
 use keyframe::{KeyframeThrottle, Throttled};
+use meeting::Meeting;
+pub use meeting::{AudioMode, AudioPolicy};
 
 /// Settings of the core. The defaults suit a meeting-room network.
 #[derive(Debug, Clone)]
@@ -38,6 +42,8 @@ pub struct SfuConfig {
     pub connect_timeout: Duration,
     /// At most one keyframe request per publisher track in this interval.
     pub keyframe_interval: Duration,
+    /// The audio policy of a meeting that signaling has not set one for.
+    pub audio_policy: AudioPolicy,
 }
 
 impl SfuConfig {
@@ -49,6 +55,7 @@ impl SfuConfig {
             liveness_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(20),
             keyframe_interval: Duration::from_millis(500),
+            audio_policy: AudioPolicy::default(),
         }
     }
 }
@@ -106,6 +113,15 @@ pub enum SfuEvent {
         /// Who connected.
         endpoint: EndpointId,
     },
+    /// The dominant speaker of a meeting changed.
+    Speakers {
+        /// The meeting.
+        meeting: MeetingId,
+        /// Who speaks now.
+        dominant: EndpointId,
+        /// Recent speakers, most recent (the dominant one) first.
+        recent: Vec<EndpointId>,
+    },
     /// The endpoint was removed by the core itself.
     Gone {
         /// Who is gone.
@@ -133,7 +149,7 @@ pub enum CoreOutput {
 pub struct SfuCore {
     config: SfuConfig,
     endpoints: HashMap<EndpointId, Endpoint>,
-    meetings: HashMap<MeetingId, Vec<EndpointId>>,
+    meetings: HashMap<MeetingId, Meeting>,
     by_addr: HashMap<SocketAddr, EndpointId>,
     outputs: VecDeque<CoreOutput>,
     /// Endpoints with output to drain; deduplicated by `is_dirty`.
@@ -159,14 +175,43 @@ impl SfuCore {
     pub fn counters(&self) -> CoreCounters {
         CoreCounters {
             endpoints: self.endpoints.len() as u64,
-            meetings: self.meetings.len() as u64,
+            meetings: self
+                .meetings
+                .values()
+                .filter(|m| !m.members.is_empty())
+                .count() as u64,
             ..self.counters
         }
     }
 
     /// Endpoints of a meeting, in joining order.
     pub fn members(&self, meeting: MeetingId) -> &[EndpointId] {
-        self.meetings.get(&meeting).map_or(&[], |m| m.as_slice())
+        self.meetings
+            .get(&meeting)
+            .map_or(&[], |m| m.members.as_slice())
+    }
+
+    /// The dominant speaker of a meeting, if anyone has spoken.
+    pub fn dominant_speaker(&self, meeting: MeetingId) -> Option<EndpointId> {
+        self.meetings.get(&meeting)?.dominant()
+    }
+
+    /// Sets whose audio a meeting forwards (floor mode, mutes, loudest-N). It applies from the
+    /// next packet and stays until changed or [`Self::close_meeting`], even with nobody present.
+    pub fn set_audio_policy(&mut self, meeting: MeetingId, policy: AudioPolicy) {
+        let m = self
+            .meetings
+            .entry(meeting)
+            .or_insert_with(|| Meeting::new(policy.clone()));
+        m.set_policy(policy);
+        m.explicit_policy = true;
+    }
+
+    /// Forgets a meeting's policy once it has no endpoints left (they are removed otherwise).
+    pub fn close_meeting(&mut self, meeting: MeetingId) {
+        if self.members(meeting).is_empty() {
+            self.meetings.remove(&meeting);
+        }
     }
 
     /// A client's first offer: the endpoint joins `meeting` and publishes what it offers.
@@ -202,8 +247,12 @@ impl SfuCore {
             .map_err(|e| SfuError::Negotiation(e.to_string()))?;
         self.endpoints
             .insert(id, Endpoint::new(id, meeting, rtc, now));
-        let members = self.meetings.entry(meeting).or_default();
-        members.push(id);
+        let policy = &self.config.audio_policy;
+        let m = self
+            .meetings
+            .entry(meeting)
+            .or_insert_with(|| Meeting::new(policy.clone()));
+        m.members.push(id);
         self.mark_dirty(id);
         self.drain_dirty(now);
         Ok(answer.to_sdp_string())
@@ -259,15 +308,17 @@ impl SfuCore {
             self.by_addr.remove(addr);
         }
         let meeting = ep.meeting;
-        let Some(members) = self.meetings.get_mut(&meeting) else {
+        let Some(m) = self.meetings.get_mut(&meeting) else {
             return;
         };
-        members.retain(|m| *m != id);
-        if members.is_empty() {
-            self.meetings.remove(&meeting);
+        m.remove(id);
+        if m.members.is_empty() {
+            if !m.explicit_policy {
+                self.meetings.remove(&meeting);
+            }
             return;
         }
-        for other in members.clone() {
+        for other in m.members.clone() {
             if let Some(o) = self.endpoints.get_mut(&other) {
                 o.stop_tracks_from(id);
             }
@@ -480,7 +531,7 @@ impl SfuCore {
             Event::MediaAdded(m) if m.direction.is_receiving() => {
                 self.publish(id, m.mid, m.kind);
             }
-            Event::RtpPacket(packet) => self.forward(id, packet),
+            Event::RtpPacket(packet) => self.forward(now, id, packet),
             Event::KeyframeRequest(req) => {
                 let source = self.endpoints.get(&id).and_then(|ep| {
                     ep.tracks_out
@@ -509,6 +560,8 @@ impl SfuCore {
             mid,
             kind,
             keyframes: KeyframeThrottle::new(self.config.keyframe_interval),
+            skip_epoch: 0,
+            skipping: false,
         });
         let meeting = ep.meeting;
         let others: Vec<EndpointId> = self
@@ -541,11 +594,14 @@ impl SfuCore {
     }
 
     /// Writes a publisher's packet to every other endpoint of its meeting that has the track open.
-    fn forward(&mut self, source: EndpointId, packet: RtpPacket) {
+    fn forward(&mut self, now: Instant, source: EndpointId, packet: RtpPacket) {
         let Some(ep) = self.endpoints.get_mut(&source) else {
             return;
         };
         let Some(mid) = ep.mid_of(packet.header.ssrc) else {
+            return;
+        };
+        let Some(track_in) = ep.tracks_in.iter_mut().find(|t| t.mid == mid) else {
             return;
         };
         let Some(params) = ep
@@ -557,9 +613,31 @@ impl SfuCore {
             return;
         };
         let is_video = params.spec().codec.is_video();
-        let Some(members) = self.meetings.get(&ep.meeting) else {
+        let meeting_id = ep.meeting;
+        let Some(meeting) = self.meetings.get_mut(&meeting_id) else {
             return;
         };
+        if !is_video {
+            let (heard, change) = meeting.on_audio(now, source, packet.header.ext_vals.audio_level);
+            if let Some(c) = change {
+                self.outputs
+                    .push_back(CoreOutput::Event(SfuEvent::Speakers {
+                        meeting: meeting_id,
+                        dominant: c.dominant,
+                        recent: c.recent,
+                    }));
+            }
+            if !heard {
+                if !track_in.skipping {
+                    track_in.skipping = true;
+                    track_in.skip_epoch = track_in.skip_epoch.wrapping_add(1);
+                }
+                return;
+            }
+        }
+        track_in.skipping = false;
+        let epoch = track_in.skip_epoch;
+        let members = &meeting.members;
         let exts = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
@@ -593,7 +671,7 @@ impl SfuCore {
             let Some(local_mid) = track.open_mid() else {
                 continue;
             };
-            let Some(seq) = track.seq.rewrite(packet.seq_no) else {
+            let Some(seq) = track.seq.rewrite(packet.seq_no, epoch) else {
                 continue;
             };
             let mut api = receiver.rtc.direct_api();

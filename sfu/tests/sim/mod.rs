@@ -15,7 +15,7 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequest, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpWrite, Ssrc};
+use str0m::rtp::{ExtensionValues, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 /// A datagram on the simulated wire.
@@ -52,6 +52,8 @@ pub struct Received {
     pub kind: MediaKind,
     pub publisher_seq: u16,
     pub ssrc: Ssrc,
+    /// The sequence number on the wire to this client.
+    pub seq: u64,
 }
 
 /// One simulated participant: a str0m peer in RTP mode that publishes audio and video.
@@ -63,6 +65,8 @@ pub struct Client {
     pub online: bool,
     pub connected: bool,
     pub publishing: bool,
+    /// The RFC 6464 audio level put on this client's audio packets (-127 silence, 0 loudest).
+    pub audio_level: i8,
     pub received: Vec<Received>,
     pub keyframe_requests: Vec<(Instant, KeyframeRequest)>,
     next_timeout: Instant,
@@ -118,9 +122,16 @@ impl Client {
             let Some(stream) = api.stream_tx_by_mid(mid, None) else {
                 continue;
             };
+            let exts = ExtensionValues {
+                audio_level: (kind == MediaKind::Audio).then_some(self.audio_level),
+                // str0m writes the level extension only with its voice activity flag.
+                voice_activity: (kind == MediaKind::Audio).then_some(self.audio_level > -60),
+                ..Default::default()
+            };
             stream.write_rtp(
                 RtpWrite::new(pt, seq_no.into(), time, now, payload)
                     .marker(true)
+                    .ext_vals(exts)
                     .nackable(kind == MediaKind::Video),
             );
         }
@@ -234,6 +245,7 @@ impl Sim {
             online: true,
             connected: false,
             publishing: true,
+            audio_level: -127,
             received: Vec::new(),
             keyframe_requests: Vec::new(),
             next_timeout: self.now,
@@ -446,6 +458,7 @@ impl Sim {
                             kind,
                             publisher_seq: u16::from_be_bytes([p.payload[2], p.payload[3]]),
                             ssrc: p.header.ssrc,
+                            seq: *p.seq_no,
                         });
                     }
                 }

@@ -1,0 +1,118 @@
+//! One meeting in the SFU: its endpoints and who may be heard.
+
+use std::time::{Duration, Instant};
+
+use super::speaker::{SpeakerChange, SpeakerDetector};
+use crate::EndpointId;
+
+/// How often speakers are re-evaluated while audio flows.
+const SPEAKER_EVALUATION: Duration = Duration::from_millis(100);
+
+/// Whose audio a meeting forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AudioMode {
+    /// Everyone may speak; the loudest few are forwarded.
+    #[default]
+    Open,
+    /// Only the chair and the current floor holder are heard.
+    Floor,
+}
+
+/// The moderation decisions the SFU enforces for a meeting, whatever the clients do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioPolicy {
+    /// Open or floor mode.
+    pub mode: AudioMode,
+    /// The chair: always heard in floor mode.
+    pub chair: Option<EndpointId>,
+    /// The site that holds the floor: heard in floor mode.
+    pub floor_holder: Option<EndpointId>,
+    /// Endpoints whose audio is never forwarded.
+    pub muted: Vec<EndpointId>,
+    /// In open mode, how many of the loudest are forwarded (0: all).
+    pub loudest_n: usize,
+}
+
+impl Default for AudioPolicy {
+    fn default() -> Self {
+        Self {
+            mode: AudioMode::Open,
+            chair: None,
+            floor_holder: None,
+            muted: Vec::new(),
+            loudest_n: 3,
+        }
+    }
+}
+
+/// A meeting's state in the core.
+#[derive(Debug)]
+pub(crate) struct Meeting {
+    pub(crate) members: Vec<EndpointId>,
+    policy: AudioPolicy,
+    speakers: SpeakerDetector,
+    next_evaluation: Option<Instant>,
+    /// Signaling set the policy: keep the meeting even while empty.
+    pub(crate) explicit_policy: bool,
+}
+
+impl Meeting {
+    pub(crate) fn new(policy: AudioPolicy) -> Self {
+        Self {
+            members: Vec::new(),
+            speakers: SpeakerDetector::new(policy.loudest_n),
+            policy,
+            next_evaluation: None,
+            explicit_policy: false,
+        }
+    }
+
+    pub(crate) fn set_policy(&mut self, policy: AudioPolicy) {
+        if policy.loudest_n != self.policy.loudest_n {
+            self.speakers = SpeakerDetector::new(policy.loudest_n);
+        }
+        self.policy = policy;
+    }
+
+    pub(crate) fn remove(&mut self, id: EndpointId) {
+        self.members.retain(|m| *m != id);
+        self.speakers.remove(id);
+    }
+
+    /// An audio packet from `source` arrived. Returns whether to forward it, and a change of
+    /// dominant speaker if this packet's level completed one.
+    pub(crate) fn on_audio(
+        &mut self,
+        now: Instant,
+        source: EndpointId,
+        level: Option<i8>,
+    ) -> (bool, Option<SpeakerChange>) {
+        if let Some(level) = level {
+            self.speakers.record(now, source, level);
+        }
+        let mut change = None;
+        if self.next_evaluation.is_none_or(|t| now >= t) {
+            change = self.speakers.evaluate(now);
+            self.next_evaluation = Some(now + SPEAKER_EVALUATION);
+        }
+        (self.may_be_heard(source), change)
+    }
+
+    /// The current dominant speaker.
+    pub(crate) fn dominant(&self) -> Option<EndpointId> {
+        self.speakers.dominant()
+    }
+
+    fn may_be_heard(&self, source: EndpointId) -> bool {
+        let p = &self.policy;
+        if p.muted.contains(&source) {
+            return false;
+        }
+        match p.mode {
+            AudioMode::Floor => p.chair == Some(source) || p.floor_holder == Some(source),
+            AudioMode::Open => {
+                p.loudest_n == 0 || self.speakers.is_loud(source) || !self.speakers.knows(source)
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Whose audio the SFU forwards: the loudest few, the floor in floor mode, never the muted;
+//! and who is announced as speaking. Simulated meetings with real str0m clients.
+
+mod sim;
+
+use std::time::Duration;
+
+use sfu::{AudioMode, AudioPolicy, EndpointId, MeetingId, SfuEvent};
+use str0m::media::MediaKind;
+
+use sim::Sim;
+
+const SECOND: Duration = Duration::from_secs(1);
+const MEETING: MeetingId = MeetingId(1);
+
+fn meeting_of(n: usize) -> Sim {
+    let mut sim = Sim::new();
+    for _ in 0..n {
+        sim.join(MEETING.0);
+    }
+    sim
+}
+
+fn speaker_events(sim: &Sim) -> Vec<(Duration, EndpointId)> {
+    sim.events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            SfuEvent::Speakers { dominant, .. } => Some((*t - sim.start, *dominant)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Which origins `receiver` heard since `t`.
+fn heard_since(sim: &Sim, receiver: usize, t: std::time::Instant) -> Vec<usize> {
+    (0..sim.clients.len())
+        .filter(|o| sim.clients[receiver].count_from_since(*o as u8, MediaKind::Audio, t) > 0)
+        .collect()
+}
+
+#[test]
+fn only_the_loudest_three_are_heard_and_a_new_speaker_is_announced() {
+    let mut sim = meeting_of(6);
+    for (i, level) in [-20, -30, -35, -70, -80, -127].into_iter().enumerate() {
+        sim.clients[i].audio_level = level;
+    }
+    sim.run_for(3 * SECOND);
+    let t = sim.now;
+    sim.run_for(SECOND);
+    assert_eq!(heard_since(&sim, 5, t), vec![0, 1, 2], "the three loudest");
+    assert_eq!(heard_since(&sim, 0, t), vec![1, 2], "never one's own");
+    assert_eq!(sim.core.dominant_speaker(MEETING), Some(sim.clients[0].id));
+
+    // Participant 4 starts speaking loudly; 0 falls silent.
+    sim.clients[4].audio_level = -10;
+    sim.clients[0].audio_level = -127;
+    sim.run_for(3 * SECOND);
+    let events = speaker_events(&sim);
+    assert_eq!(
+        events.iter().map(|(_, d)| *d).collect::<Vec<_>>(),
+        vec![sim.clients[0].id, sim.clients[4].id],
+        "one announcement each, no flapping: {events:?}"
+    );
+    let t = sim.now;
+    sim.run_for(SECOND);
+    assert!(
+        heard_since(&sim, 5, t).contains(&4),
+        "the new speaker is heard"
+    );
+    assert!(
+        !heard_since(&sim, 5, t).contains(&0),
+        "the silent one made room"
+    );
+
+    // 0 speaks again and is heard again. The stretch the SFU skipped left no hole in the
+    // receiver's numbering of 0's audio (a hole would read as loss and draw NACKs).
+    sim.clients[0].audio_level = 0;
+    sim.run_for(2 * SECOND);
+    let t = sim.now;
+    sim.run_for(SECOND);
+    assert!(heard_since(&sim, 5, t).contains(&0), "0 is heard again");
+    let from_0: Vec<_> = sim.clients[5]
+        .received
+        .iter()
+        .filter(|r| r.origin == 0 && r.kind == MediaKind::Audio)
+        .collect();
+    let resumed = from_0
+        .windows(2)
+        .any(|w| w[1].publisher_seq > w[0].publisher_seq + 10);
+    assert!(resumed, "0 was skipped for a while, then forwarded again");
+    let jumps: Vec<_> = from_0
+        .windows(2)
+        .filter(|w| w[1].seq != w[0].seq + 1)
+        .map(|w| (w[0].seq, w[1].seq))
+        .collect();
+    assert!(jumps.is_empty(), "audio sequence numbers jump: {jumps:?}");
+}
+
+#[test]
+fn floor_mode_forwards_only_the_chair_and_the_floor_holder() {
+    let mut sim = meeting_of(5);
+    for c in &mut sim.clients {
+        c.audio_level = -25;
+    }
+    sim.run_for(2 * SECOND);
+    let (chair, holder) = (sim.clients[0].id, sim.clients[1].id);
+    sim.core.set_audio_policy(
+        MEETING,
+        AudioPolicy {
+            mode: AudioMode::Floor,
+            chair: Some(chair),
+            floor_holder: Some(holder),
+            ..AudioPolicy::default()
+        },
+    );
+    let t = sim.now;
+    sim.run_for(2 * SECOND);
+    for receiver in 2..5 {
+        assert_eq!(
+            heard_since(&sim, receiver, t),
+            vec![0, 1],
+            "receiver {receiver}"
+        );
+    }
+    assert_eq!(heard_since(&sim, 0, t), vec![1]);
+    assert_eq!(heard_since(&sim, 1, t), vec![0]);
+
+    // The chair gives the floor to 3: 1 falls silent for everyone.
+    sim.core.set_audio_policy(
+        MEETING,
+        AudioPolicy {
+            mode: AudioMode::Floor,
+            chair: Some(chair),
+            floor_holder: Some(sim.clients[3].id),
+            ..AudioPolicy::default()
+        },
+    );
+    let t = sim.now;
+    sim.run_for(SECOND);
+    assert_eq!(heard_since(&sim, 4, t), vec![0, 3]);
+    // Video is not affected by the audio floor.
+    assert!(sim.clients[4].count_from_since(2, MediaKind::Video, t) > 40);
+}
+
+#[test]
+fn a_muted_endpoint_is_not_heard_whatever_it_sends() {
+    let mut sim = meeting_of(3);
+    for c in &mut sim.clients {
+        c.audio_level = -20;
+    }
+    sim.clients[2].audio_level = 0;
+    sim.run_for(2 * SECOND);
+    let muted = sim.clients[2].id;
+    sim.core.set_audio_policy(
+        MEETING,
+        AudioPolicy {
+            muted: vec![muted],
+            ..AudioPolicy::default()
+        },
+    );
+    let t = sim.now;
+    sim.run_for(2 * SECOND);
+    assert_eq!(heard_since(&sim, 0, t), vec![1]);
+    assert_eq!(heard_since(&sim, 1, t), vec![0]);
+    assert!(
+        sim.clients[0].count_from_since(2, MediaKind::Video, t) > 80,
+        "its video still flows"
+    );
+}
