@@ -42,6 +42,11 @@ enum Command {
     Leave {
         endpoint: EndpointId,
     },
+    SetView {
+        endpoint: EndpointId,
+        view: Vec<(EndpointId, u32)>,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
     SetAudioPolicy {
         meeting: MeetingId,
         policy: AudioPolicy,
@@ -103,6 +108,22 @@ impl SfuHandle {
     pub async fn leave(&self, endpoint: EndpointId) {
         // If the media plane is gone, the endpoint is gone with it.
         let _ = self.send(Command::Leave { endpoint }).await;
+    }
+
+    /// See [`SfuCore::set_view`].
+    pub async fn set_view(
+        &self,
+        endpoint: EndpointId,
+        view: Vec<(EndpointId, u32)>,
+    ) -> Result<(), SfuError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SetView {
+            endpoint,
+            view,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| SfuError::Unavailable)?
     }
 
     /// See [`SfuCore::set_audio_policy`].
@@ -238,6 +259,13 @@ fn handle_command(core: &mut SfuCore, command: Command) {
             let _ = reply.send(core.candidate(endpoint, &candidate));
         }
         Command::Leave { endpoint } => core.leave(now, endpoint),
+        Command::SetView {
+            endpoint,
+            view,
+            reply,
+        } => {
+            let _ = reply.send(core.set_view(endpoint, &view));
+        }
         Command::SetAudioPolicy { meeting, policy } => core.set_audio_policy(meeting, policy),
     }
 }

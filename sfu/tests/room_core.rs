@@ -63,7 +63,8 @@ fn a_late_joiner_receives_the_others_and_is_received_by_them() {
     let mut sim = Sim::new();
     let a = sim.join(1);
     let b = sim.join(1);
-    sim.run_for(2 * SECOND);
+    sim.run_for(Duration::from_millis(2500));
+    let requests_before = sim.clients[a].keyframe_requests.len();
     let late = sim.join(1);
     sim.run_for(2 * SECOND);
     for (receiver, origin) in [(late, a), (late, b), (a, late), (b, late)] {
@@ -73,6 +74,23 @@ fn a_late_joiner_receives_the_others_and_is_received_by_them() {
             "{receiver} got only {n} video packets from {origin}"
         );
     }
+    // It joined mid-way between A's periodic keyframes: the SFU asked A for one, and the
+    // newcomer's video from A starts with it (a decoder cannot start anywhere else).
+    assert!(
+        sim.clients[a].keyframe_requests.len() > requests_before,
+        "no keyframe request"
+    );
+    let first = sim.clients[late]
+        .received
+        .iter()
+        .find(|r| r.origin == a as u8 && r.kind == MediaKind::Video)
+        .expect("video from A");
+    assert!(first.keyframe, "the first packet forwarded is a keyframe");
+    let waited = first.at - sim.clients[a].keyframe_requests[requests_before].0;
+    assert!(
+        waited < Duration::from_millis(200),
+        "the keyframe came on request, {waited:?} later"
+    );
 }
 
 #[test]
@@ -81,13 +99,9 @@ fn keyframe_requests_are_relayed_to_the_publisher_and_rate_limited() {
     let a = sim.join(1);
     let b = sim.join(1);
     let c = sim.join(1);
-    // Let the keyframe requests that open each track settle.
+    // Let the start of the meeting settle.
     sim.run_for(2 * SECOND);
     let before = sim.clients[a].keyframe_requests.len();
-    assert!(
-        before >= 1,
-        "opening A's video for others asks A for a keyframe"
-    );
 
     let b_from_a = sim.clients[b]
         .rx_ssrc_from(a as u8, MediaKind::Video)

@@ -32,6 +32,12 @@ pub enum ClientMsg {
         /// SDP.
         sdp: String,
     },
+    /// What the client shows: which participants' video, at what height in pixels. The SFU
+    /// forwards nothing else, and the smallest simulcast layer that fills each tile.
+    View {
+        /// The tiles shown.
+        tiles: Vec<ViewTile>,
+    },
     /// A trickled ICE candidate (`candidate:...`).
     Candidate {
         /// The candidate line.
@@ -52,6 +58,22 @@ struct JoinBody {
 #[serde(deny_unknown_fields)]
 struct SdpBody {
     sdp: String,
+}
+
+/// One tile of a client's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewTile {
+    /// Whose video.
+    pub participant: u64,
+    /// Its height on screen, in device pixels.
+    pub height: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViewBody {
+    tiles: Vec<ViewTile>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +167,9 @@ impl ClientMsg {
             },
             "answer" => ClientMsg::Answer {
                 sdp: field::<SdpBody>("answer", body)?.sdp,
+            },
+            "view" => ClientMsg::View {
+                tiles: field::<ViewBody>("view", body)?.tiles,
             },
             "candidate" => ClientMsg::Candidate {
                 candidate: field::<CandidateBody>("candidate", body)?.candidate,
@@ -297,6 +322,15 @@ mod tests {
         assert_eq!(
             ClientMsg::parse(r#"{"v":1,"type":"leave"}"#),
             Ok(ClientMsg::Leave)
+        );
+        assert_eq!(
+            ClientMsg::parse(r#"{"v":1,"type":"view","tiles":[{"participant":3,"height":180}]}"#),
+            Ok(ClientMsg::View {
+                tiles: vec![ViewTile {
+                    participant: 3,
+                    height: 180
+                }]
+            })
         );
     }
 

@@ -166,6 +166,19 @@ async fn handle_text(
                 Err(e) => vec![sfu_error(&e)],
             }
         }
+        ClientMsg::View { tiles } => {
+            let Some(m) = member else {
+                return vec![not_joined()];
+            };
+            let view: Vec<(EndpointId, u32)> = tiles
+                .iter()
+                .map(|t| (EndpointId(t.participant), t.height))
+                .collect();
+            match state.sfu.set_view(EndpointId(m.id), view).await {
+                Ok(()) => vec![],
+                Err(e) => vec![sfu_error(&e)],
+            }
+        }
         ClientMsg::Candidate { candidate } => {
             let Some(m) = member else {
                 return vec![not_joined()];
@@ -196,6 +209,7 @@ fn sfu_error(e: &SfuError) -> ServerMsg {
         SfuError::UnknownEndpoint => "not_connected",
         SfuError::AlreadyJoined => "offer_refused",
         SfuError::NoOfferPending => "no_offer_pending",
+        SfuError::TooManyViewEntries(_) => "view_too_large",
         SfuError::Unavailable => "media_unavailable",
     };
     ServerMsg::error(code, e.to_string())

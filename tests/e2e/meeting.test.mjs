@@ -152,9 +152,22 @@ async function inboundStats(page) {
         framesPerSecond: s.framesPerSecond ?? 0,
         totalSamplesReceived: s.totalSamplesReceived ?? 0,
         packetsReceived: s.packetsReceived ?? 0,
+        frameHeight: s.frameHeight ?? 0,
       });
     });
     return out;
+  });
+}
+
+/** The tallest simulcast layer this page sends right now (outbound-rtp frameHeight). */
+async function topLayerHeight(page) {
+  return page.evaluate(async () => {
+    const report = await window.bridge.pc.getStats();
+    let top = 0;
+    report.forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video') top = Math.max(top, s.frameHeight ?? 0);
+    });
+    return top;
   });
 }
 
@@ -355,6 +368,26 @@ test('three browsers meet through the bridge', { timeout: 180_000 }, async (t) =
     );
     assert.ok(speakers.every((s) => s === speakers[0]), `one dominant speaker: ${speakers}`);
     t.diagnostic(`dominant speaker: participant ${speakers[0]}`);
+
+    // Simulcast: each page shows the others in tiles about 230 px high, so the SFU forwards the
+    // layer that fills them rather than each sender's top layer.
+    const layers = await waitFor('each video to arrive below its sender\'s top layer', 15_000, async () => {
+      const tops = await Promise.all(pages.map(topLayerHeight));
+      const rows = [];
+      for (const [i, page] of pages.entries()) {
+        const tile = await page.locator('.tile:not(.self)').first().evaluate((el) => el.clientHeight);
+        for (const s of (await inboundStats(page)).filter((s) => s.kind === 'video')) {
+          const top = tops[ids.indexOf(s.owner)];
+          rows.push({ receiver: NAMES[i], owner: s.owner, tile, height: s.frameHeight, top });
+        }
+      }
+      lastSeen.layers = rows;
+      const fits = rows.length === 6 && rows.every((r) => r.height > 0 && r.height < r.top && r.height >= Math.min(r.tile, r.top / 4));
+      return fits ? rows : null;
+    });
+    for (const r of layers) {
+      t.diagnostic(`${r.receiver} gets ${r.owner} at ${r.height}p (tile ${r.tile}px, sent up to ${r.top}p)`);
+    }
 
     fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await pages[0].screenshot({ path: SCREENSHOT });

@@ -157,6 +157,14 @@ async function join(): Promise<void> {
   });
 }
 
+// The SFU forwards each remote video at the size its tile is shown: tell it when that changes
+// (debounced, since a window resize fires many times).
+let viewTimer: number | undefined;
+grid.onLayoutChange = () => {
+  window.clearTimeout(viewTimer);
+  viewTimer = window.setTimeout(() => session?.setView(grid.view()), 200);
+};
+
 joinForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
   void join();

@@ -12,11 +12,18 @@ export interface MeetingInfo {
   title: string;
 }
 
+/** A tile the client shows: whose video, and how many device pixels high. */
+export interface ViewTile {
+  participant: number;
+  height: number;
+}
+
 export type ClientMsg =
   | { type: 'join'; meeting: number; name: string }
   | { type: 'offer'; sdp: string }
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: string }
+  | { type: 'view'; tiles: ViewTile[] }
   | { type: 'leave' };
 
 export type ServerMsg =

@@ -5,7 +5,17 @@
 // strictly one at a time, in arrival order, on a promise chain.
 
 import { decode, encode, streamOwner } from './protocol';
-import type { ClientMsg, MeetingInfo, ServerMsg } from './protocol';
+import type { ClientMsg, MeetingInfo, ServerMsg, ViewTile } from './protocol';
+
+/**
+ * The simulcast layers the camera is sent in, lowest first (the order the SFU relies on). The
+ * SFU forwards each receiver the smallest layer that fills the tile it shows.
+ */
+const CAMERA_LAYERS: RTCRtpEncodingParameters[] = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
 
 export interface SessionHandlers {
   welcome(meeting: MeetingInfo, selfId: number): void;
@@ -47,6 +57,9 @@ export class Session implements BridgeDebug {
   private chain: Promise<void> = Promise.resolve();
   private readonly gone = new Set<number>();
   private ended = false;
+  /** The view to send once the SFU knows this endpoint (after its answer), and since. */
+  private view: ViewTile[] | null = null;
+  private published = false;
 
   constructor(
     private readonly meeting: number,
@@ -90,6 +103,12 @@ export class Session implements BridgeDebug {
     this.closePeer();
   }
 
+  /** Tells the SFU which tiles are shown and how big, so it forwards only that. */
+  setView(tiles: ViewTile[]): void {
+    this.view = tiles;
+    if (this.published) this.send({ type: 'view', tiles });
+  }
+
   private send(msg: ClientMsg): void {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(encode(msg));
   }
@@ -106,6 +125,8 @@ export class Session implements BridgeDebug {
       }
       case 'answer':
         await this.peer().setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+        this.published = true;
+        if (this.view) this.send({ type: 'view', tiles: this.view });
         break;
       case 'offer': {
         const pc = this.peer();
@@ -146,7 +167,9 @@ export class Session implements BridgeDebug {
     };
     pc.ontrack = (ev) => this.onTrack(ev);
     for (const track of this.local.getTracks()) {
-      pc.addTransceiver(track, { direction: 'sendonly' });
+      const init: RTCRtpTransceiverInit = { direction: 'sendonly' };
+      if (track.kind === 'video') init.sendEncodings = CAMERA_LAYERS;
+      pc.addTransceiver(track, init);
     }
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);

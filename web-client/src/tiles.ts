@@ -16,10 +16,25 @@ interface Tile {
 export class TileGrid {
   private readonly tiles = new Map<number, Tile>();
 
+  /** Called when tiles come, go or change size: the view sent to the SFU must follow. */
+  onLayoutChange: () => void = () => {};
+
+  private readonly resizes = new ResizeObserver(() => this.onLayoutChange());
+
   /** Called when the browser refuses to play a remote video with sound. */
   onAutoplayBlocked: () => void = () => {};
 
-  constructor(private readonly root: HTMLElement) {}
+  constructor(private readonly root: HTMLElement) {
+    this.resizes.observe(root);
+  }
+
+  /** The remote tiles as shown: whose, and how many device pixels high. */
+  view(): { participant: number; height: number }[] {
+    const ratio = window.devicePixelRatio || 1;
+    return [...this.tiles]
+      .filter(([, tile]) => !tile.self)
+      .map(([id, tile]) => ({ participant: id, height: Math.round(tile.root.clientHeight * ratio) }));
+  }
 
   addSelf(id: number, name: string, stream: MediaStream): void {
     const tile = this.create(id, name, true);
@@ -50,6 +65,7 @@ export class TileGrid {
     tile.video.srcObject = null;
     tile.root.remove();
     this.tiles.delete(id);
+    this.onLayoutChange();
   }
 
   clear(): void {
@@ -98,6 +114,7 @@ export class TileGrid {
     if (self) this.root.prepend(root);
     else this.root.append(root);
     this.tiles.set(id, tile);
+    this.onLayoutChange();
     return tile;
   }
 

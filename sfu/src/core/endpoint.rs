@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use str0m::Rtc;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::PayloadParams;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::Ssrc;
 
 use super::SfuError;
-use super::forward::SeqRewriter;
+use super::forward::StreamRewriter;
 use super::keyframe::KeyframeThrottle;
+use super::layers::{Layer, LayerSelector, layer_for_height};
 use crate::{EndpointId, MeetingId};
 
 /// Where an endpoint is in the offer/answer exchange.
@@ -32,11 +33,107 @@ pub(crate) enum Negotiation {
 pub(crate) struct TrackIn {
     pub(crate) mid: Mid,
     pub(crate) kind: MediaKind,
-    pub(crate) keyframes: KeyframeThrottle,
+    /// Simulcast layers, lowest first; empty for a single stream.
+    pub(crate) rids: Vec<Rid>,
+    /// Per layer (one when not simulcast): the picture height seen in its last keyframe.
+    pub(crate) heights: Vec<Option<u16>>,
+    /// Per layer: when its last packet arrived.
+    pub(crate) last_seen: Vec<Option<Instant>>,
+    /// Per layer: keyframe request rate limit.
+    pub(crate) keyframes: Vec<KeyframeThrottle>,
     /// Counts the runs of packets the SFU chose not to forward (see `SeqRewriter`).
     pub(crate) skip_epoch: u32,
     /// Whether the last packet was not forwarded.
     pub(crate) skipping: bool,
+}
+
+/// A layer not heard from for this long is taken as no longer sent (the publisher's own
+/// bandwidth estimate dropped it, or its camera was switched off).
+const LAYER_STALE: Duration = Duration::from_millis(1000);
+
+impl TrackIn {
+    pub(crate) fn new(
+        mid: Mid,
+        kind: MediaKind,
+        rids: Vec<Rid>,
+        keyframe_interval: Duration,
+    ) -> Self {
+        let n = rids.len().max(1);
+        Self {
+            mid,
+            kind,
+            rids,
+            heights: vec![None; n],
+            last_seen: vec![None; n],
+            keyframes: vec![KeyframeThrottle::new(keyframe_interval); n],
+            skip_epoch: 0,
+            skipping: false,
+        }
+    }
+
+    /// The layer index of an incoming stream's RID (0 without simulcast).
+    pub(crate) fn layer_of(&self, rid: Option<Rid>) -> Option<Layer> {
+        match rid {
+            None if self.rids.is_empty() => Some(0),
+            None => None,
+            Some(rid) => self.rids.iter().position(|r| *r == rid).map(|i| i as Layer),
+        }
+    }
+
+    /// The RID of a layer.
+    pub(crate) fn rid_of(&self, layer: Layer) -> Option<Rid> {
+        self.rids.get(usize::from(layer)).copied()
+    }
+
+    /// A copy of what receivers need to know about the layers, as of `now`.
+    pub(crate) fn layer_info(&self, now: Instant) -> LayerInfo {
+        let mut info = LayerInfo {
+            count: self.last_seen.len().min(MAX_LAYERS) as Layer,
+            heights: [None; MAX_LAYERS],
+            arriving: [false; MAX_LAYERS],
+        };
+        for i in 0..usize::from(info.count) {
+            info.heights[i] = self.heights[i];
+            info.arriving[i] =
+                self.last_seen[i].is_some_and(|t| now.saturating_duration_since(t) < LAYER_STALE);
+        }
+        info
+    }
+}
+
+/// The most simulcast layers a track may have (browsers send three).
+pub(crate) const MAX_LAYERS: usize = 4;
+
+/// The state of a published video track's layers, copied out for the forwarding loop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LayerInfo {
+    count: Layer,
+    heights: [Option<u16>; MAX_LAYERS],
+    arriving: [bool; MAX_LAYERS],
+}
+
+impl LayerInfo {
+    /// The highest layer.
+    pub(crate) fn top(&self) -> Layer {
+        self.count.saturating_sub(1)
+    }
+
+    /// The layer for a picture shown `height` pixels high.
+    pub(crate) fn for_height(&self, height: u32) -> Layer {
+        layer_for_height(height, &self.heights[..usize::from(self.count)])
+    }
+
+    /// The layer to send a receiver that wants `wanted`: the highest one arriving at or below
+    /// it, else the lowest arriving above it, else `wanted` itself (nothing arrives yet).
+    pub(crate) fn available(&self, wanted: Layer) -> Layer {
+        let wanted = wanted.min(self.top());
+        let arriving = |l: &Layer| self.arriving[usize::from(*l)];
+        (0..=wanted)
+            .rev()
+            .find(arriving)
+            .or_else(|| (wanted + 1..=self.top()).find(arriving))
+            .unwrap_or(wanted)
+    }
 }
 
 /// The state of a track forwarded to this endpoint.
@@ -63,7 +160,9 @@ pub(crate) struct TrackOut {
     pub(crate) state: TrackOutState,
     /// Filled on the first packet: the send stream of the negotiated mid.
     pub(crate) tx_ssrc: Option<Ssrc>,
-    pub(crate) seq: SeqRewriter,
+    pub(crate) rewriter: StreamRewriter,
+    /// Which simulcast layer this receiver gets (video).
+    pub(crate) layers: LayerSelector,
     /// Publisher payload type → this receiver's payload type for the same codec.
     pub(crate) pt_map: Vec<(Pt, Pt)>,
 }
@@ -76,7 +175,8 @@ impl TrackOut {
             kind,
             state: TrackOutState::ToOpen,
             tx_ssrc: None,
-            seq: SeqRewriter::default(),
+            rewriter: StreamRewriter::default(),
+            layers: LayerSelector::default(),
             pt_map: Vec::new(),
         }
     }
@@ -109,8 +209,11 @@ pub(crate) struct Endpoint {
     pub(crate) negotiation: Negotiation,
     pub(crate) tracks_in: Vec<TrackIn>,
     pub(crate) tracks_out: Vec<TrackOut>,
-    /// Incoming SSRC → the mid it belongs to, filled on first sight.
-    pub(crate) ssrc_mid: HashMap<Ssrc, Mid>,
+    /// Incoming SSRC → the mid and RID it belongs to, filled on first sight.
+    pub(crate) ssrc_mid: HashMap<Ssrc, (Mid, Option<Rid>)>,
+    /// What the client shows: source → picture height. `None` until it says: then it gets
+    /// every source at the top layer.
+    pub(crate) view: Option<HashMap<EndpointId, u32>>,
     /// Remote addresses datagrams came from (to unregister them on removal).
     pub(crate) addrs: Vec<SocketAddr>,
     pub(crate) next_timeout: Instant,
@@ -128,6 +231,7 @@ impl Endpoint {
             tracks_in: Vec::new(),
             tracks_out: Vec::new(),
             ssrc_mid: HashMap::new(),
+            view: None,
             addrs: Vec::new(),
             next_timeout: now,
             last_receive: now,
@@ -135,14 +239,24 @@ impl Endpoint {
         }
     }
 
-    /// The mid of an incoming stream, asking str0m once per SSRC.
-    pub(crate) fn mid_of(&mut self, ssrc: Ssrc) -> Option<Mid> {
-        if let Some(mid) = self.ssrc_mid.get(&ssrc) {
-            return Some(*mid);
+    /// The mid and RID of an incoming stream, asking str0m once per SSRC.
+    pub(crate) fn mid_of(&mut self, ssrc: Ssrc) -> Option<(Mid, Option<Rid>)> {
+        if let Some(found) = self.ssrc_mid.get(&ssrc) {
+            return Some(*found);
         }
-        let mid = self.rtc.direct_api().stream_rx(&ssrc)?.mid();
-        self.ssrc_mid.insert(ssrc, mid);
-        Some(mid)
+        let mut api = self.rtc.direct_api();
+        let stream = api.stream_rx(&ssrc)?;
+        let found = (stream.mid(), stream.rid());
+        self.ssrc_mid.insert(ssrc, found);
+        Some(found)
+    }
+
+    /// The layer this endpoint wants of `source`'s video, `None` if it does not show it.
+    pub(crate) fn wanted_layer(&self, source: EndpointId, layers: &LayerInfo) -> Option<Layer> {
+        match &self.view {
+            None => Some(layers.top()),
+            Some(view) => view.get(&source).map(|height| layers.for_height(*height)),
+        }
     }
 
     /// The index of the forwarded track fed by `(source, source_mid)`.

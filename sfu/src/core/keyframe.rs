@@ -55,6 +55,19 @@ impl KeyframeThrottle {
         }
     }
 
+    /// A request that is only worth sending now: sent if the interval allows, else dropped (the
+    /// caller asks again later if it still needs it). For the SFU's own needs, such as a layer
+    /// switch, where a late request would be useless.
+    pub(crate) fn try_now(&mut self, now: Instant) -> bool {
+        match self.last_sent {
+            Some(last) if now < last + self.interval => false,
+            _ => {
+                self.last_sent = Some(now);
+                true
+            }
+        }
+    }
+
     /// When a deferred request is due, if one is pending.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let last = self.last_sent?;
@@ -106,6 +119,16 @@ mod tests {
         assert_eq!(t.poll_due(t0 + Duration::from_millis(500)), Some(FIR));
         assert_eq!(t.poll_due(t0 + Duration::from_millis(900)), None);
         assert_eq!(t.deadline(), None);
+    }
+
+    #[test]
+    fn an_sfu_need_is_sent_or_dropped_never_deferred() {
+        let t0 = Instant::now();
+        let mut t = KeyframeThrottle::new(Duration::from_millis(500));
+        assert!(t.try_now(t0));
+        assert!(!t.try_now(t0 + Duration::from_millis(100)));
+        assert_eq!(t.deadline(), None);
+        assert!(t.try_now(t0 + Duration::from_millis(500)));
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //! [`SfuCore::poll_timeout`]. That makes a whole meeting simulable, deterministically and faster
 //! than real time, in a unit test.
 
+mod codec;
 mod endpoint;
 mod forward;
 mod keyframe;
+mod layers;
+mod media;
 mod meeting;
 mod speaker;
 
@@ -17,15 +20,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::stats::CoreCounters;
 use crate::{EndpointId, MeetingId};
-use endpoint::{Endpoint, TrackIn, TrackOut};
-use keyframe::{KeyframeThrottle, Throttled};
+use endpoint::Endpoint;
+use layers::Layer;
 use meeting::Meeting;
 pub use meeting::{AudioMode, AudioPolicy};
 
@@ -81,6 +82,9 @@ pub enum SfuError {
     /// An answer arrived but the SFU had no offer outstanding.
     #[error("no offer is pending for this endpoint")]
     NoOfferPending,
+    /// A view named more sources than any meeting has.
+    #[error("a view may name at most {max} sources, not {0}", max = media::MAX_VIEW_ENTRIES)]
+    TooManyViewEntries(usize),
     /// The media plane is not running (its task ended).
     #[error("the media plane is not running")]
     Unavailable,
@@ -264,17 +268,8 @@ impl SfuCore {
             .endpoints
             .get_mut(&id)
             .ok_or(SfuError::UnknownEndpoint)?;
+        // Newly opened video asks for its keyframe when its first packet arrives.
         let result = ep.accept_answer(sdp);
-        // Newly opened tracks need a keyframe to start decoding.
-        let opened: Vec<(EndpointId, Mid)> = ep
-            .tracks_out
-            .iter()
-            .filter(|t| t.kind == MediaKind::Video && t.tx_ssrc.is_none() && t.open_mid().is_some())
-            .map(|t| (t.source, t.source_mid))
-            .collect();
-        for (source, mid) in opened {
-            self.request_keyframe(now, source, mid, KeyframeRequestKind::Fir);
-        }
         self.mark_dirty(id);
         self.drain_dirty(now);
         result
@@ -400,13 +395,15 @@ impl SfuCore {
                 self.dirty.push(ep.id);
             }
             for track in &mut ep.tracks_in {
-                if let Some(kind) = track.keyframes.poll_due(now) {
-                    due.push((ep.id, track.mid, kind));
+                for (layer, throttle) in track.keyframes.iter_mut().enumerate() {
+                    if let Some(kind) = throttle.poll_due(now) {
+                        due.push((ep.id, track.mid, layer as Layer, kind));
+                    }
                 }
             }
         }
-        for (id, mid, kind) in due {
-            self.send_keyframe_request(id, mid, kind);
+        for (id, mid, layer, kind) in due {
+            self.send_keyframe_request(id, mid, layer, kind);
         }
         self.dirty.sort_unstable();
         self.dirty.dedup();
@@ -431,7 +428,10 @@ impl SfuCore {
                 } else {
                     self.config.connect_timeout
                 };
-                let keyframes = ep.tracks_in.iter().filter_map(|t| t.keyframes.deadline());
+                let keyframes = ep
+                    .tracks_in
+                    .iter()
+                    .flat_map(|t| t.keyframes.iter().filter_map(|k| k.deadline()));
                 [Some(ep.next_timeout), Some(ep.last_receive + liveness)]
                     .into_iter()
                     .flatten()
@@ -529,7 +529,13 @@ impl SfuCore {
                 return Err(GoneReason::SessionFailed);
             }
             Event::MediaAdded(m) if m.direction.is_receiving() => {
-                self.publish(id, m.mid, m.kind);
+                // Layers as the client listed them: lowest first, by this project's convention.
+                let layers = m
+                    .simulcast
+                    .map(|s| if s.recv.is_empty() { s.send } else { s.recv })
+                    .map(|l| l.into_iter().map(|l| l.rid).collect())
+                    .unwrap_or_default();
+                self.publish(id, m.mid, m.kind, layers);
             }
             Event::RtpPacket(packet) => self.forward(now, id, packet),
             Event::KeyframeRequest(req) => {
@@ -537,206 +543,14 @@ impl SfuCore {
                     ep.tracks_out
                         .iter()
                         .find(|t| t.local_mid() == Some(req.mid))
-                        .map(|t| (t.source, t.source_mid))
+                        .map(|t| (t.source, t.source_mid, t.layers.current().unwrap_or(0)))
                 });
-                if let Some((source, mid)) = source {
-                    self.request_keyframe(now, source, mid, req.kind);
+                if let Some((source, mid, layer)) = source {
+                    self.request_keyframe(now, source, mid, layer, req.kind);
                 }
             }
             _ => {}
         }
         Ok(())
-    }
-
-    /// A new track from `id`: offer it to every other endpoint of the meeting.
-    fn publish(&mut self, id: EndpointId, mid: Mid, kind: MediaKind) {
-        let Some(ep) = self.endpoints.get_mut(&id) else {
-            return;
-        };
-        if ep.tracks_in.iter().any(|t| t.mid == mid) {
-            return;
-        }
-        ep.tracks_in.push(TrackIn {
-            mid,
-            kind,
-            keyframes: KeyframeThrottle::new(self.config.keyframe_interval),
-            skip_epoch: 0,
-            skipping: false,
-        });
-        let meeting = ep.meeting;
-        let others: Vec<EndpointId> = self
-            .members(meeting)
-            .iter()
-            .copied()
-            .filter(|o| *o != id)
-            .collect();
-        for other in others {
-            if let Some(o) = self.endpoints.get_mut(&other) {
-                o.tracks_out.push(TrackOut::new(id, mid, kind));
-            }
-            self.mark_dirty(other);
-        }
-        // The newcomer receives what the others already publish.
-        let existing: Vec<(EndpointId, Mid, MediaKind)> = self
-            .members(meeting)
-            .iter()
-            .filter(|o| **o != id)
-            .filter_map(|o| self.endpoints.get(o))
-            .flat_map(|o| o.tracks_in.iter().map(move |t| (o.id, t.mid, t.kind)))
-            .collect();
-        if let Some(ep) = self.endpoints.get_mut(&id) {
-            for (source, source_mid, kind) in existing {
-                if ep.track_out_index(source, source_mid).is_none() {
-                    ep.tracks_out.push(TrackOut::new(source, source_mid, kind));
-                }
-            }
-        }
-    }
-
-    /// Writes a publisher's packet to every other endpoint of its meeting that has the track open.
-    fn forward(&mut self, now: Instant, source: EndpointId, packet: RtpPacket) {
-        let Some(ep) = self.endpoints.get_mut(&source) else {
-            return;
-        };
-        let Some(mid) = ep.mid_of(packet.header.ssrc) else {
-            return;
-        };
-        let Some(track_in) = ep.tracks_in.iter_mut().find(|t| t.mid == mid) else {
-            return;
-        };
-        let Some(params) = ep
-            .rtc
-            .codec_config()
-            .find(|p| p.pt() == packet.header.payload_type)
-            .cloned()
-        else {
-            return;
-        };
-        let is_video = params.spec().codec.is_video();
-        let meeting_id = ep.meeting;
-        let Some(meeting) = self.meetings.get_mut(&meeting_id) else {
-            return;
-        };
-        if !is_video {
-            let (heard, change) = meeting.on_audio(now, source, packet.header.ext_vals.audio_level);
-            if let Some(c) = change {
-                self.outputs
-                    .push_back(CoreOutput::Event(SfuEvent::Speakers {
-                        meeting: meeting_id,
-                        dominant: c.dominant,
-                        recent: c.recent,
-                    }));
-            }
-            if !heard {
-                if !track_in.skipping {
-                    track_in.skipping = true;
-                    track_in.skip_epoch = track_in.skip_epoch.wrapping_add(1);
-                }
-                return;
-            }
-        }
-        track_in.skipping = false;
-        let epoch = track_in.skip_epoch;
-        let members = &meeting.members;
-        let exts = ExtensionValues {
-            audio_level: packet.header.ext_vals.audio_level,
-            voice_activity: packet.header.ext_vals.voice_activity,
-            video_orientation: packet.header.ext_vals.video_orientation,
-            ..Default::default()
-        };
-        for receiver_id in members {
-            if *receiver_id == source {
-                continue;
-            }
-            let Some(receiver) = self.endpoints.get_mut(receiver_id) else {
-                continue;
-            };
-            let Some(index) = receiver.track_out_index(source, mid) else {
-                continue;
-            };
-            let Some(pt) = receiver.tracks_out[index]
-                .pt_map
-                .iter()
-                .find(|(from, _)| *from == params.pt())
-                .map(|(_, to)| *to)
-                .or_else(|| {
-                    let to = receiver.matching_pt(&params)?;
-                    receiver.tracks_out[index].pt_map.push((params.pt(), to));
-                    Some(to)
-                })
-            else {
-                continue;
-            };
-            let track = &mut receiver.tracks_out[index];
-            let Some(local_mid) = track.open_mid() else {
-                continue;
-            };
-            let Some(seq) = track.seq.rewrite(packet.seq_no, epoch) else {
-                continue;
-            };
-            let mut api = receiver.rtc.direct_api();
-            let ssrc = match track.tx_ssrc {
-                Some(s) => s,
-                None => match api.stream_tx_by_mid(local_mid, None) {
-                    Some(stream) => {
-                        let s = stream.ssrc();
-                        track.tx_ssrc = Some(s);
-                        s
-                    }
-                    None => continue,
-                },
-            };
-            let Some(stream) = api.stream_tx(&ssrc) else {
-                continue;
-            };
-            let write = RtpWrite::new(
-                pt,
-                seq,
-                packet.header.timestamp,
-                packet.timestamp,
-                packet.payload.clone(),
-            )
-            .marker(packet.header.marker)
-            .ext_vals(exts.clone())
-            .nackable(is_video);
-            stream.write_rtp(write);
-            self.counters.forwarded_packets += 1;
-            self.counters.forwarded_bytes += packet.payload.len() as u64;
-            if !self.dirty.contains(receiver_id) {
-                self.dirty.push(*receiver_id);
-            }
-        }
-    }
-
-    /// A receiver wants a keyframe of `(source, mid)`: pass it on, rate-limited.
-    fn request_keyframe(
-        &mut self,
-        now: Instant,
-        source: EndpointId,
-        mid: Mid,
-        kind: KeyframeRequestKind,
-    ) {
-        let Some(track) = self
-            .endpoints
-            .get_mut(&source)
-            .and_then(|ep| ep.tracks_in.iter_mut().find(|t| t.mid == mid))
-        else {
-            return;
-        };
-        match track.keyframes.request(now, kind) {
-            Throttled::SendNow(kind) => self.send_keyframe_request(source, mid, kind),
-            Throttled::Deferred => self.counters.keyframe_requests_coalesced += 1,
-        }
-    }
-
-    fn send_keyframe_request(&mut self, source: EndpointId, mid: Mid, kind: KeyframeRequestKind) {
-        let Some(ep) = self.endpoints.get_mut(&source) else {
-            return;
-        };
-        if let Some(stream) = ep.rtc.direct_api().stream_rx_by_mid(mid, None) {
-            stream.request_keyframe(kind);
-            self.counters.keyframe_requests_sent += 1;
-            self.mark_dirty(source);
-        }
     }
 }

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use sfu::{CoreOutput, EndpointId, MeetingId, SfuConfig, SfuCore, SfuEvent};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequest, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::media::{
+    Direction, KeyframeRequest, KeyframeRequestKind, MediaKind, Mid, Pt, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, Input, Output, Rtc};
@@ -43,17 +45,28 @@ impl Datagram {
     }
 }
 
-/// What a client received: who sent it (from the payload's first byte), the kind, and the
-/// publisher's own sequence number (carried in the payload).
+/// Simulcast layer names, lowest first.
+pub const RIDS: [&str; 3] = ["q", "h", "f"];
+
+/// Where the test's own markers sit in every payload: after room for a VP8 keyframe header
+/// (descriptor, frame tag, start code, size), which the SFU reads.
+const MARKS: usize = 11;
+
+/// What a client received: who sent it, the kind, the layer and the publisher's own sequence
+/// number (all carried in the payload).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
     pub at: Instant,
     pub origin: u8,
     pub kind: MediaKind,
+    pub layer: u8,
+    pub keyframe: bool,
     pub publisher_seq: u16,
     pub ssrc: Ssrc,
     /// The sequence number on the wire to this client.
     pub seq: u64,
+    /// The RTP timestamp on the wire to this client.
+    pub timestamp: u32,
 }
 
 /// One simulated participant: a str0m peer in RTP mode that publishes audio and video.
@@ -73,7 +86,13 @@ pub struct Client {
     audio_mid: Mid,
     video_mid: Mid,
     audio_seq: u64,
-    video_seq: u64,
+    /// Simulcast layers sent (1: no simulcast).
+    pub layers: usize,
+    video_seq: [u64; 3],
+    frames: u64,
+    keyframe_wanted: [bool; 3],
+    /// Layers this client stops sending (as a browser does when its uplink shrinks).
+    pub muted_layers: [bool; 3],
 }
 
 impl Client {
@@ -99,42 +118,70 @@ impl Client {
         *self.payload_type(Codec::Vp8)
     }
 
-    /// Writes one audio and one video packet.
+    /// Writes one audio packet and one video frame (a packet per layer).
     fn write_media(&mut self, now: Instant) {
-        for (kind, codec, mid) in [
-            (MediaKind::Audio, Codec::Opus, self.audio_mid),
-            (MediaKind::Video, Codec::Vp8, self.video_mid),
-        ] {
-            let pt = self.payload_type(codec);
-            let seq = match kind {
-                MediaKind::Audio => &mut self.audio_seq,
-                MediaKind::Video => &mut self.video_seq,
-            };
-            *seq += 1;
-            let seq_no = *seq;
-            let mut payload = vec![0u8; if kind == MediaKind::Video { 900 } else { 80 }];
-            payload[0] = self.index;
-            payload[1] = u8::from(kind == MediaKind::Video);
-            payload[2..4].copy_from_slice(&(seq_no as u16).to_be_bytes());
-            let clock = if kind == MediaKind::Video { 90 } else { 48 };
-            let time = (seq_no * 20 * clock) as u32;
-            let mut api = self.rtc.direct_api();
-            let Some(stream) = api.stream_tx_by_mid(mid, None) else {
-                continue;
-            };
-            let exts = ExtensionValues {
-                audio_level: (kind == MediaKind::Audio).then_some(self.audio_level),
-                // str0m writes the level extension only with its voice activity flag.
-                voice_activity: (kind == MediaKind::Audio).then_some(self.audio_level > -60),
-                ..Default::default()
-            };
+        self.frames += 1;
+        self.audio_seq += 1;
+        let audio = self.payload(MediaKind::Audio, 0, self.audio_seq, false, 80);
+        let exts = ExtensionValues {
+            audio_level: Some(self.audio_level),
+            // str0m writes the level extension only with its voice activity flag.
+            voice_activity: Some(self.audio_level > -60),
+            ..Default::default()
+        };
+        let pt = self.payload_type(Codec::Opus);
+        let (seq, time) = (self.audio_seq, (self.audio_seq * 20 * 48) as u32);
+        if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(self.audio_mid, None) {
             stream.write_rtp(
-                RtpWrite::new(pt, seq_no.into(), time, now, payload)
+                RtpWrite::new(pt, seq.into(), time, now, audio)
                     .marker(true)
-                    .ext_vals(exts)
-                    .nackable(kind == MediaKind::Video),
+                    .ext_vals(exts),
             );
         }
+        let pt = self.payload_type(Codec::Vp8);
+        for (layer, rid) in RIDS.iter().enumerate().take(self.layers) {
+            if self.muted_layers[layer] {
+                continue;
+            }
+            let periodic = self.frames % 100 == 1;
+            let keyframe = periodic || std::mem::take(&mut self.keyframe_wanted[layer]);
+            self.video_seq[layer] += 1;
+            let seq = self.video_seq[layer];
+            let size = 300 * (layer + 1);
+            let payload = self.payload(MediaKind::Video, layer as u8, seq, keyframe, size);
+            // Each layer has its own clock offset, as real encoders may.
+            let time = (self.frames * 20 * 90) as u32 + layer as u32 * 1_000_000;
+            let rid = (self.layers > 1).then(|| (*rid).into());
+            if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(self.video_mid, rid) {
+                stream.write_rtp(
+                    RtpWrite::new(pt, seq.into(), time, now, payload)
+                        .marker(true)
+                        .nackable(true),
+                );
+            }
+        }
+    }
+
+    /// A payload: a VP8 descriptor and frame header (a keyframe one with the layer's size),
+    /// then the markers the receiving side reads back.
+    fn payload(&self, kind: MediaKind, layer: u8, seq: u64, keyframe: bool, len: usize) -> Vec<u8> {
+        let mut p = vec![0u8; len.max(MARKS + 5)];
+        if kind == MediaKind::Video {
+            let shift = self.layers - 1 - usize::from(layer);
+            let (w, h) = (1280u16 >> shift, 720u16 >> shift);
+            p[0] = 0x10; // start of partition 0
+            p[1] = if keyframe { 0x00 } else { 0x01 };
+            if keyframe {
+                p[4..7].copy_from_slice(&[0x9d, 0x01, 0x2a]);
+                p[7..9].copy_from_slice(&w.to_le_bytes());
+                p[9..11].copy_from_slice(&h.to_le_bytes());
+            }
+        }
+        p[MARKS] = self.index;
+        p[MARKS + 1] = u8::from(kind == MediaKind::Video);
+        p[MARKS + 2..MARKS + 4].copy_from_slice(&(seq as u16).to_be_bytes());
+        p[MARKS + 4] = layer;
+        p
     }
 
     /// The SSRC on which this client receives `kind` from the client with index `origin`.
@@ -213,6 +260,11 @@ impl Sim {
 
     /// Adds a client that joins `meeting` and publishes audio and video. Returns its index.
     pub fn join(&mut self, meeting: i64) -> usize {
+        self.join_with_layers(meeting, 1)
+    }
+
+    /// Adds a client that publishes audio and video in `layers` simulcast layers (1 to 3).
+    pub fn join_with_layers(&mut self, meeting: i64, layers: usize) -> usize {
         let index = self.clients.len();
         let addr = SocketAddr::from((Ipv4Addr::new(10, 0, 1, index as u8 + 1), 5000));
         let mut rtc = Rtc::builder()
@@ -224,7 +276,14 @@ impl Sim {
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("a valid address"));
         let mut sdp = rtc.sdp_api();
         let audio_mid = sdp.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let video_mid = sdp.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let simulcast = (layers > 1).then(|| {
+            let mut s = Simulcast::new();
+            for rid in &RIDS[..layers] {
+                s.add_send_layer(SimulcastLayer::new(rid));
+            }
+            s
+        });
+        let video_mid = sdp.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
         let (offer, pending) = sdp.apply().expect("an offer for two new media");
         let id = EndpointId(100 + index as u64);
         let answer = self
@@ -252,7 +311,11 @@ impl Sim {
             audio_mid,
             video_mid,
             audio_seq: 0,
-            video_seq: 0,
+            layers,
+            video_seq: [0; 3],
+            frames: 0,
+            keyframe_wanted: [false; 3],
+            muted_layers: [false; 3],
         });
         self.drain_core();
         self.poll_client(index);
@@ -446,23 +509,34 @@ impl Sim {
                 }
                 Output::Event(Event::Connected) => c.connected = true,
                 Output::Event(Event::RtpPacket(p)) => {
-                    let kind = if p.payload.get(1) == Some(&1) {
-                        MediaKind::Video
-                    } else {
-                        MediaKind::Audio
-                    };
-                    if p.payload.len() >= 4 {
+                    let m = &p.payload;
+                    if m.len() >= MARKS + 5 {
+                        let kind = if m[MARKS + 1] == 1 {
+                            MediaKind::Video
+                        } else {
+                            MediaKind::Audio
+                        };
                         c.received.push(Received {
                             at: now,
-                            origin: p.payload[0],
+                            origin: m[MARKS],
                             kind,
-                            publisher_seq: u16::from_be_bytes([p.payload[2], p.payload[3]]),
+                            layer: m[MARKS + 4],
+                            keyframe: kind == MediaKind::Video && m[1] & 1 == 0,
+                            publisher_seq: u16::from_be_bytes([m[MARKS + 2], m[MARKS + 3]]),
                             ssrc: p.header.ssrc,
                             seq: *p.seq_no,
+                            timestamp: p.header.timestamp,
                         });
                     }
                 }
-                Output::Event(Event::KeyframeRequest(r)) => c.keyframe_requests.push((now, r)),
+                Output::Event(Event::KeyframeRequest(r)) => {
+                    let layer = r
+                        .rid
+                        .and_then(|rid| RIDS.iter().position(|x| **x == *rid))
+                        .unwrap_or(0);
+                    c.keyframe_wanted[layer] = true;
+                    c.keyframe_requests.push((now, r));
+                }
                 Output::Event(_) => {}
             }
         }

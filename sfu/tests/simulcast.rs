@@ -1,0 +1,192 @@
+//! Simulcast: each receiver gets one layer of each video it shows, chosen by the size it shows
+//! it at, switched only at keyframes, on one continuous stream. Simulated meetings with real
+//! str0m clients.
+
+mod sim;
+
+use std::time::{Duration, Instant};
+
+use sim::{Received, Sim};
+use str0m::media::MediaKind;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn video_from(sim: &Sim, receiver: usize, origin: usize, since: Instant) -> Vec<Received> {
+    sim.clients[receiver]
+        .received
+        .iter()
+        .filter(|r| r.origin == origin as u8 && r.kind == MediaKind::Video && r.at > since)
+        .copied()
+        .collect()
+}
+
+fn layers_of(packets: &[Received]) -> Vec<u8> {
+    let mut layers: Vec<u8> = packets.iter().map(|r| r.layer).collect();
+    layers.dedup();
+    layers
+}
+
+/// No gap and no repeat in what the receiver sees, and a clock that moves forward with real
+/// time (within 100 ms), across layer switches too.
+fn assert_continuous(packets: &[Received]) {
+    for w in packets.windows(2) {
+        assert_eq!(
+            w[1].seq,
+            w[0].seq + 1,
+            "sequence numbers jump: {:?} -> {:?}",
+            w[0],
+            w[1]
+        );
+        let step = i64::from(w[1].timestamp.wrapping_sub(w[0].timestamp));
+        let elapsed = ((w[1].at - w[0].at).as_secs_f64() * 90_000.0) as i64;
+        assert!(
+            step > 0 && (step - elapsed).abs() < 9_000,
+            "timestamp step {step} for {elapsed} ticks: {:?} -> {:?}",
+            w[0],
+            w[1]
+        );
+    }
+}
+
+#[test]
+fn each_receiver_gets_the_one_layer_its_view_asks_for() {
+    let mut sim = Sim::new();
+    let a = sim.join_with_layers(1, 3);
+    let small = sim.join(1);
+    let large = sim.join(1);
+    let default = sim.join(1);
+    let a_id = sim.clients[a].id;
+    sim.core
+        .set_view(sim.clients[small].id, &[(a_id, 180)])
+        .expect("view");
+    sim.core
+        .set_view(sim.clients[large].id, &[(a_id, 720)])
+        .expect("view");
+    sim.run_for(3 * SECOND);
+    let t = sim.now;
+    sim.run_for(2 * SECOND);
+
+    assert_eq!(
+        layers_of(&video_from(&sim, small, a, t)),
+        vec![0],
+        "a thumbnail gets the low layer"
+    );
+    assert_eq!(
+        layers_of(&video_from(&sim, large, a, t)),
+        vec![2],
+        "a big tile gets the top layer"
+    );
+    assert_eq!(
+        layers_of(&video_from(&sim, default, a, t)),
+        vec![2],
+        "no view yet: the top layer"
+    );
+    for receiver in [small, large, default] {
+        let all = video_from(&sim, receiver, a, sim.start);
+        assert!(all.len() > 150, "{receiver} got {} packets", all.len());
+        assert!(
+            all[0].keyframe,
+            "{receiver}'s stream starts with a keyframe"
+        );
+        assert_continuous(&all);
+    }
+}
+
+#[test]
+fn a_bigger_tile_switches_up_at_a_keyframe_asked_for_it() {
+    let mut sim = Sim::new();
+    let a = sim.join_with_layers(1, 3);
+    let b = sim.join(1);
+    let (a_id, b_id) = (sim.clients[a].id, sim.clients[b].id);
+    sim.core.set_view(b_id, &[(a_id, 180)]).expect("view");
+    sim.run_for(Duration::from_millis(2500));
+    let requests_before = sim.clients[a].keyframe_requests.len();
+
+    sim.core.set_view(b_id, &[(a_id, 720)]).expect("view");
+    let t = sim.now;
+    sim.run_for(2 * SECOND);
+
+    let asked: Vec<_> = sim.clients[a].keyframe_requests[requests_before..]
+        .iter()
+        .map(|(_, r)| r.rid.map(|r| r.to_string()))
+        .collect();
+    assert_eq!(
+        asked,
+        vec![Some("f".to_string())],
+        "one keyframe request, for the top layer"
+    );
+    let after = video_from(&sim, b, a, t);
+    assert_eq!(
+        layers_of(&after),
+        vec![0, 2],
+        "the low layer until the switch, then the top"
+    );
+    let switch = after.iter().position(|r| r.layer == 2).expect("switched");
+    assert!(after[switch].keyframe, "the switch happens at a keyframe");
+    assert!(
+        after[switch].at - t < Duration::from_millis(200),
+        "and soon: {:?}",
+        after[switch].at - t
+    );
+    assert_continuous(&video_from(&sim, b, a, sim.start));
+}
+
+#[test]
+fn a_source_not_shown_sends_no_video_but_is_still_heard() {
+    let mut sim = Sim::new();
+    let a = sim.join_with_layers(1, 3);
+    let b = sim.join(1);
+    let c = sim.join(1);
+    sim.run_for(2 * SECOND);
+    sim.core
+        .set_view(sim.clients[b].id, &[(sim.clients[c].id, 360)])
+        .expect("view");
+    let t = sim.now + Duration::from_millis(50);
+    sim.run_for(2 * SECOND);
+    assert!(
+        video_from(&sim, b, a, t).is_empty(),
+        "A is not shown: no video from it"
+    );
+    assert!(
+        sim.clients[b].count_from_since(a as u8, MediaKind::Audio, t) > 80,
+        "A is still heard"
+    );
+    assert!(!video_from(&sim, b, c, t).is_empty(), "C is shown");
+    let too_many: Vec<_> = (0..600).map(|i| (sfu::EndpointId(i), 100)).collect();
+    assert!(sim.core.set_view(sim.clients[b].id, &too_many).is_err());
+}
+
+#[test]
+fn when_the_wanted_layer_stops_arriving_the_receiver_falls_back_to_one_that_does() {
+    let mut sim = Sim::new();
+    let a = sim.join_with_layers(1, 3);
+    let b = sim.join(1);
+    sim.core
+        .set_view(sim.clients[b].id, &[(sim.clients[a].id, 720)])
+        .expect("view");
+    sim.run_for(2 * SECOND);
+    // A's uplink shrinks: its encoder stops sending the top layer.
+    sim.clients[a].muted_layers[2] = true;
+    // (Packets already on the wire still arrive for a few milliseconds.)
+    let t = sim.now + Duration::from_millis(50);
+    sim.run_for(3 * SECOND);
+    let after = video_from(&sim, b, a, t);
+    assert_eq!(
+        layers_of(&after),
+        vec![1],
+        "falls back to the middle layer: {:?}",
+        layers_of(&after)
+    );
+    let gap = after[0].at - t;
+    assert!(
+        gap < Duration::from_millis(1800),
+        "the picture froze for {gap:?}"
+    );
+    assert_continuous(&video_from(&sim, b, a, sim.start));
+
+    // The top layer returns: B goes back up.
+    sim.clients[a].muted_layers[2] = false;
+    let t = sim.now;
+    sim.run_for(2 * SECOND);
+    assert_eq!(layers_of(&video_from(&sim, b, a, t)), vec![1, 2]);
+}
