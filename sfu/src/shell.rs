@@ -21,6 +21,10 @@ const MAX_DATAGRAM: usize = 2048;
 const READ_BATCH: usize = 64;
 /// How many commands may queue before callers wait.
 const COMMAND_QUEUE: usize = 256;
+/// Socket buffers: a burst of a few hundred packets (keyframes of many publishers at once)
+/// must wait in the kernel rather than be dropped while the media task is busy. Linux caps
+/// this at `net.core.rmem_max` / `wmem_max` (see deploy notes).
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
 enum Command {
     Join {
@@ -159,7 +163,7 @@ impl SfuHandle {
 pub async fn spawn(
     mut config: SfuConfig,
 ) -> io::Result<(SfuHandle, mpsc::UnboundedReceiver<SfuEvent>)> {
-    let socket = UdpSocket::bind(config.local_addr).await?;
+    let socket = bind_udp(config.local_addr)?;
     let local_addr = socket.local_addr()?;
     config.local_addr = local_addr;
     for c in &mut config.candidate_addrs {
@@ -187,6 +191,22 @@ pub async fn spawn(
         },
         events,
     ))
+}
+
+/// The SFU's one UDP socket, with large buffers.
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel may grant less than asked.
+    if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER) {
+        tracing::warn!(error = %e, "could not enlarge the UDP receive buffer");
+    }
+    if let Err(e) = socket.set_send_buffer_size(SOCKET_BUFFER) {
+        tracing::warn!(error = %e, "could not enlarge the UDP send buffer");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
 
 async fn run(
@@ -264,7 +284,7 @@ fn handle_command(core: &mut SfuCore, command: Command) {
             view,
             reply,
         } => {
-            let _ = reply.send(core.set_view(endpoint, &view));
+            let _ = reply.send(core.set_view(now, endpoint, &view));
         }
         Command::SetAudioPolicy { meeting, policy } => core.set_audio_policy(meeting, policy),
     }

@@ -57,10 +57,10 @@ fn each_receiver_gets_the_one_layer_its_view_asks_for() {
     let default = sim.join(1);
     let a_id = sim.clients[a].id;
     sim.core
-        .set_view(sim.clients[small].id, &[(a_id, 180)])
+        .set_view(sim.now, sim.clients[small].id, &[(a_id, 180)])
         .expect("view");
     sim.core
-        .set_view(sim.clients[large].id, &[(a_id, 720)])
+        .set_view(sim.now, sim.clients[large].id, &[(a_id, 720)])
         .expect("view");
     sim.run_for(3 * SECOND);
     let t = sim.now;
@@ -98,11 +98,15 @@ fn a_bigger_tile_switches_up_at_a_keyframe_asked_for_it() {
     let a = sim.join_with_layers(1, 3);
     let b = sim.join(1);
     let (a_id, b_id) = (sim.clients[a].id, sim.clients[b].id);
-    sim.core.set_view(b_id, &[(a_id, 180)]).expect("view");
+    sim.core
+        .set_view(sim.now, b_id, &[(a_id, 180)])
+        .expect("view");
     sim.run_for(Duration::from_millis(2500));
     let requests_before = sim.clients[a].keyframe_requests.len();
 
-    sim.core.set_view(b_id, &[(a_id, 720)]).expect("view");
+    sim.core
+        .set_view(sim.now, b_id, &[(a_id, 720)])
+        .expect("view");
     let t = sim.now;
     sim.run_for(2 * SECOND);
 
@@ -139,7 +143,7 @@ fn a_source_not_shown_sends_no_video_but_is_still_heard() {
     let c = sim.join(1);
     sim.run_for(2 * SECOND);
     sim.core
-        .set_view(sim.clients[b].id, &[(sim.clients[c].id, 360)])
+        .set_view(sim.now, sim.clients[b].id, &[(sim.clients[c].id, 360)])
         .expect("view");
     let t = sim.now + Duration::from_millis(50);
     sim.run_for(2 * SECOND);
@@ -153,7 +157,11 @@ fn a_source_not_shown_sends_no_video_but_is_still_heard() {
     );
     assert!(!video_from(&sim, b, c, t).is_empty(), "C is shown");
     let too_many: Vec<_> = (0..600).map(|i| (sfu::EndpointId(i), 100)).collect();
-    assert!(sim.core.set_view(sim.clients[b].id, &too_many).is_err());
+    assert!(
+        sim.core
+            .set_view(sim.now, sim.clients[b].id, &too_many)
+            .is_err()
+    );
 }
 
 #[test]
@@ -162,7 +170,7 @@ fn when_the_wanted_layer_stops_arriving_the_receiver_falls_back_to_one_that_does
     let a = sim.join_with_layers(1, 3);
     let b = sim.join(1);
     sim.core
-        .set_view(sim.clients[b].id, &[(sim.clients[a].id, 720)])
+        .set_view(sim.now, sim.clients[b].id, &[(sim.clients[a].id, 720)])
         .expect("view");
     sim.run_for(2 * SECOND);
     // A's uplink shrinks: its encoder stops sending the top layer.

@@ -237,7 +237,8 @@ test('three browsers meet through the bridge', { timeout: 180_000 }, async (t) =
       '--data-dir', path.join(tmp, 'data'),
       '--web-root', WEB_ROOT,
     ],
-    { stdio: ['ignore', out, err] },
+    // Allocation changes are logged at debug: kept with the bridge's log for a failing run.
+    { stdio: ['ignore', out, err], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info,sfu=debug' } },
   );
   fs.closeSync(out);
   fs.closeSync(err);
@@ -369,11 +370,12 @@ test('three browsers meet through the bridge', { timeout: 180_000 }, async (t) =
     assert.ok(speakers.every((s) => s === speakers[0]), `one dominant speaker: ${speakers}`);
     t.diagnostic(`dominant speaker: participant ${speakers[0]}`);
 
-    // Simulcast: each page shows the others in tiles about 230 px high; the SFU forwards the
-    // smallest layer its sender sends that fills the tile, not the sender's top layer. (A
-    // sender short of CPU may drop its top layer for a while: the expectation follows what
-    // each one actually sends.)
-    const layers = await waitFor('each video to arrive in the layer that fits its tile', 15_000, async () => {
+    // Simulcast: each page shows the others in tiles about 230 px high; the SFU forwards at
+    // most the smallest layer its sender sends that fills the tile, never the sender's top
+    // layer for its own sake. (A sender short of CPU may drop its top layer for a while: the
+    // expectation follows what each one actually sends. The SFU's bandwidth allocator may
+    // choose a lower layer still while its estimate towards a receiver is low.)
+    const layers = await waitFor('each video to arrive in a layer no bigger than its tile needs', 15_000, async () => {
       const sent = await Promise.all(pages.map(sentLayerHeights));
       const rows = [];
       for (const [i, page] of pages.entries()) {
@@ -385,7 +387,7 @@ test('three browsers meet through the bridge', { timeout: 180_000 }, async (t) =
         }
       }
       lastSeen.layers = rows;
-      const fit = rows.length === 6 && rows.every((r) => r.height === r.expected);
+      const fit = rows.length === 6 && rows.every((r) => r.height > 0 && r.height <= r.expected);
       const belowTop = rows.some((r) => r.height < r.layers[r.layers.length - 1]);
       return fit && belowTop ? rows : null;
     });
@@ -400,7 +402,7 @@ test('three browsers meet through the bridge', { timeout: 180_000 }, async (t) =
     const droppedBefore = metricValue(
       (await httpsGet(`${base}/metrics`)).body, 'bridge_sfu_datagrams_dropped_total') ?? 0;
     await sendGarbage(mediaPort, 200);
-    await expectFlow('video after garbage datagrams', [0, 1, 2], othersOf, 5_000, { audio: false });
+    await expectFlow('video after garbage datagrams', [0, 1, 2], othersOf, 10_000, { audio: false });
     const dropped = await waitFor('the dropped-datagram counter to reach 200', 5_000, async () => {
       const value = metricValue(
         (await httpsGet(`${base}/metrics`)).body, 'bridge_sfu_datagrams_dropped_total');
@@ -424,7 +426,7 @@ test('three browsers meet through the bridge', { timeout: 180_000 }, async (t) =
         }),
       ),
     );
-    await expectFlow('video and audio between the two left', [0, 1], (i) => [ids[1 - i]], 5_000);
+    await expectFlow('video and audio between the two left', [0, 1], (i) => [ids[1 - i]], 10_000);
 
     // 5. No page threw, and no signaling step failed (each server offer was answered).
     const problems = consoleLogs.flatMap((lines, i) =>
@@ -461,6 +463,6 @@ test('three browsers meet through the bridge', { timeout: 180_000 }, async (t) =
     process.removeListener('exit', killNow);
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
-    if (!failed) fs.rmSync(tmp, { recursive: true, force: true });
+    if (!failed && !process.env.E2E_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
   }
 });

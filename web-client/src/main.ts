@@ -117,7 +117,9 @@ async function join(): Promise<void> {
   try {
     localStream = await navigator.mediaDevices.getUserMedia({
       audio: true,
-      video: { width: 1280, height: 720 },
+      // 540p: enough for a tile on a meeting-room TV, and three simulcast layers of it stay
+      // within reach of the old, low-spec computers many communes have.
+      video: { width: 960, height: 540 },
     });
   } catch (err) {
     joinButton.disabled = false;

@@ -12,9 +12,9 @@ import type { ClientMsg, MeetingInfo, ServerMsg, ViewTile } from './protocol';
  * SFU forwards each receiver the smallest layer that fills the tile it shows.
  */
 const CAMERA_LAYERS: RTCRtpEncodingParameters[] = [
-  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
-  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
-  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 120_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 400_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_200_000 },
 ];
 
 export interface SessionHandlers {

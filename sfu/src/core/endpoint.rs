@@ -11,9 +11,11 @@ use str0m::media::{Direction, MediaKind, Mid, Pt, Rid};
 use str0m::rtp::Ssrc;
 
 use super::SfuError;
+use super::allocator::Allocator;
 use super::forward::StreamRewriter;
 use super::keyframe::KeyframeThrottle;
 use super::layers::{Layer, LayerSelector, layer_for_height};
+use super::rate::RateMeter;
 use crate::{EndpointId, MeetingId};
 
 /// Where an endpoint is in the offer/answer exchange.
@@ -41,6 +43,8 @@ pub(crate) struct TrackIn {
     pub(crate) last_seen: Vec<Option<Instant>>,
     /// Per layer: keyframe request rate limit.
     pub(crate) keyframes: Vec<KeyframeThrottle>,
+    /// Per layer: incoming bitrate.
+    pub(crate) rates: Vec<RateMeter>,
     /// Counts the runs of packets the SFU chose not to forward (see `SeqRewriter`).
     pub(crate) skip_epoch: u32,
     /// Whether the last packet was not forwarded.
@@ -66,6 +70,7 @@ impl TrackIn {
             heights: vec![None; n],
             last_seen: vec![None; n],
             keyframes: vec![KeyframeThrottle::new(keyframe_interval); n],
+            rates: vec![RateMeter::default(); n],
             skip_epoch: 0,
             skipping: false,
         }
@@ -91,9 +96,15 @@ impl TrackIn {
             count: self.last_seen.len().min(MAX_LAYERS) as Layer,
             heights: [None; MAX_LAYERS],
             arriving: [false; MAX_LAYERS],
+            rates: [0; MAX_LAYERS],
         };
-        for i in 0..usize::from(info.count) {
+        let count = usize::from(info.count);
+        for i in 0..count {
             info.heights[i] = self.heights[i];
+            info.rates[i] = self.rates[i]
+                .bps(now)
+                .filter(|bps| *bps > 0)
+                .unwrap_or_else(|| default_layer_bps(count, i));
             info.arriving[i] =
                 self.last_seen[i].is_some_and(|t| now.saturating_duration_since(t) < LAYER_STALE);
         }
@@ -104,18 +115,35 @@ impl TrackIn {
 /// The most simulcast layers a track may have (browsers send three).
 pub(crate) const MAX_LAYERS: usize = 4;
 
+/// Assumed bitrates of layers not measured yet, by layer count: a single stream is taken for
+/// a moderate one, simulcast layers for those of a 720p camera.
+fn default_layer_bps(count: usize, layer: usize) -> u64 {
+    const SIMULCAST: [u64; MAX_LAYERS] = [50_000, 150_000, 500_000, 1_500_000];
+    if count <= 1 {
+        500_000
+    } else {
+        SIMULCAST[MAX_LAYERS - count + layer]
+    }
+}
+
 /// The state of a published video track's layers, copied out for the forwarding loop.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LayerInfo {
     count: Layer,
     heights: [Option<u16>; MAX_LAYERS],
     arriving: [bool; MAX_LAYERS],
+    rates: [u64; MAX_LAYERS],
 }
 
 impl LayerInfo {
     /// The highest layer.
     pub(crate) fn top(&self) -> Layer {
         self.count.saturating_sub(1)
+    }
+
+    /// The bitrate of each layer, lowest first (measured, or assumed until measured).
+    pub(crate) fn rates(&self) -> Vec<u64> {
+        self.rates[..usize::from(self.count)].to_vec()
     }
 
     /// The layer for a picture shown `height` pixels high.
@@ -151,6 +179,28 @@ pub(crate) enum TrackOutState {
     Stopping(Mid),
 }
 
+/// The bandwidth allocator's verdict on a forwarded video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Budget {
+    /// No estimate yet (or not allocated yet): no limit.
+    Open,
+    /// At most this layer.
+    UpTo(Layer),
+    /// Paused: the link cannot carry it.
+    Paused,
+}
+
+impl Budget {
+    /// The layer to aim for, given the one the tile wants.
+    pub(crate) fn limit(self, wanted: Layer) -> Option<Layer> {
+        match self {
+            Budget::Open => Some(wanted),
+            Budget::UpTo(l) => Some(wanted.min(l)),
+            Budget::Paused => None,
+        }
+    }
+}
+
 /// A track of another endpoint forwarded to this one.
 #[derive(Debug)]
 pub(crate) struct TrackOut {
@@ -163,6 +213,10 @@ pub(crate) struct TrackOut {
     pub(crate) rewriter: StreamRewriter,
     /// Which simulcast layer this receiver gets (video).
     pub(crate) layers: LayerSelector,
+    /// What the bandwidth allocator allows (video).
+    pub(crate) budget: Budget,
+    /// The layer the tile wanted when the allocator last planned it.
+    pub(crate) planned_for: Option<Layer>,
     /// Publisher payload type → this receiver's payload type for the same codec.
     pub(crate) pt_map: Vec<(Pt, Pt)>,
 }
@@ -177,6 +231,8 @@ impl TrackOut {
             tx_ssrc: None,
             rewriter: StreamRewriter::default(),
             layers: LayerSelector::default(),
+            budget: Budget::Open,
+            planned_for: None,
             pt_map: Vec::new(),
         }
     }
@@ -218,6 +274,11 @@ pub(crate) struct Endpoint {
     pub(crate) addrs: Vec<SocketAddr>,
     pub(crate) next_timeout: Instant,
     pub(crate) last_receive: Instant,
+    /// The latest bandwidth estimate towards this endpoint, bits per second.
+    pub(crate) estimate: Option<u64>,
+    pub(crate) allocator: Allocator,
+    /// When to re-run the allocation (for upgrades to complete their hold).
+    pub(crate) next_allocation: Option<Instant>,
     pub(crate) connected: bool,
 }
 
@@ -235,6 +296,9 @@ impl Endpoint {
             addrs: Vec::new(),
             next_timeout: now,
             last_receive: now,
+            estimate: None,
+            allocator: Allocator::default(),
+            next_allocation: None,
             connected: false,
         }
     }

@@ -2,18 +2,25 @@
 //! keyframe requests.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use str0m::bwe::Bitrate;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
+use super::allocator::Want;
 use super::codec::{VideoCodec, keyframe_start};
-use super::endpoint::{MAX_LAYERS, TrackIn, TrackOut};
+use super::endpoint::{Budget, MAX_LAYERS, TrackIn, TrackOut};
 use super::keyframe::Throttled;
 use super::layers::{Layer, LayerDecision};
 use super::{CoreOutput, SfuCore, SfuError, SfuEvent};
 use crate::EndpointId;
+
+/// Kept out of a receiver's estimate for the audio it gets (the loudest three, Opus).
+const AUDIO_RESERVE_BPS: u64 = 120_000;
+/// How often a receiver's allocation is re-planned even without a new estimate.
+const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
 
 /// The most sources a view may name (a province meeting has 213 sites).
 pub const MAX_VIEW_ENTRIES: usize = 512;
@@ -24,6 +31,7 @@ impl SfuCore {
     /// sets a view, it gets every source's top layer.
     pub fn set_view(
         &mut self,
+        now: Instant,
         receiver: EndpointId,
         view: &[(EndpointId, u32)],
     ) -> Result<(), SfuError> {
@@ -46,6 +54,7 @@ impl SfuCore {
                 track.layers.set_target(None);
             }
         }
+        self.reallocate(now, receiver);
         Ok(())
     }
 
@@ -140,6 +149,7 @@ impl SfuCore {
             };
         if is_video {
             track_in.last_seen[usize::from(layer)] = Some(now);
+            track_in.rates[usize::from(layer)].record(now, packet.payload.len());
         }
         let layers = track_in.layer_info(now);
         let Some(meeting) = self.meetings.get_mut(&meeting_id) else {
@@ -206,7 +216,9 @@ impl SfuCore {
                 continue;
             };
             let switched = if is_video {
-                let target = wanted.map(|w| layers.available(w));
+                let target = wanted
+                    .and_then(|w| track.budget.limit(w))
+                    .map(|w| layers.available(w));
                 if track.layers.target() != target {
                     track.layers.set_target(target);
                 }
@@ -269,6 +281,86 @@ impl SfuCore {
                 self.need_keyframe(now, source, mid, l);
             }
         }
+    }
+
+    /// Re-plans what a receiver's bandwidth estimate allows of each video it shows, and tells
+    /// its bandwidth estimator what to probe for.
+    pub(super) fn reallocate(&mut self, now: Instant, receiver: EndpointId) {
+        let Some(ep) = self.endpoints.get(&receiver) else {
+            return;
+        };
+        let (Some(estimate), Some(meeting)) = (ep.estimate, self.meetings.get(&ep.meeting)) else {
+            return;
+        };
+        let mut indexes = Vec::new();
+        let mut wants = Vec::new();
+        let mut current = Vec::new();
+        let mut new = Vec::new();
+        for (i, track) in ep.tracks_out.iter().enumerate() {
+            if track.kind != MediaKind::Video || track.open_mid().is_none() {
+                continue;
+            }
+            let Some(info) = self
+                .endpoints
+                .get(&track.source)
+                .and_then(|s| s.tracks_in.iter().find(|t| t.mid == track.source_mid))
+                .map(|t| t.layer_info(now))
+            else {
+                continue;
+            };
+            let Some(layer) = ep.wanted_layer(track.source, &info) else {
+                continue;
+            };
+            indexes.push(i);
+            wants.push(Want {
+                priority: meeting.priority_of(track.source),
+                layer,
+                rates: info.rates(),
+            });
+            current.push(match track.budget {
+                Budget::UpTo(l) => Some(l),
+                Budget::Open | Budget::Paused => None,
+            });
+            // A tile just shown, or made bigger by the person watching, is served at once if the
+            // estimate allows: only the estimate's own ups and downs wait for the hold.
+            new.push(track.budget == Budget::Open || track.planned_for.is_none_or(|p| layer > p));
+        }
+        let video_estimate = estimate.saturating_sub(AUDIO_RESERVE_BPS);
+        let Some(ep) = self.endpoints.get_mut(&receiver) else {
+            return;
+        };
+        let plan = ep
+            .allocator
+            .update(now, video_estimate, &wants, &current, &new);
+        let mut planned = 0;
+        let mut desired = 0;
+        for ((i, want), layer) in indexes.into_iter().zip(&wants).zip(&plan) {
+            let track = &mut ep.tracks_out[i];
+            let budget = match layer {
+                Some(l) => Budget::UpTo(*l),
+                None => Budget::Paused,
+            };
+            if track.budget != budget {
+                tracing::debug!(
+                    %receiver, source = %track.source, ?budget, estimate, "video allocation changed"
+                );
+            }
+            track.budget = budget;
+            track.planned_for = Some(want.layer);
+            planned += layer.map_or(0, |l| want.rates[usize::from(l)]);
+            desired += want
+                .rates
+                .get(usize::from(want.layer))
+                .copied()
+                .unwrap_or(0);
+        }
+        // Probe for what the tiles want; keep up at least what is planned.
+        ep.rtc.bwe().set_bitrate(
+            Bitrate::bps(planned + AUDIO_RESERVE_BPS),
+            Bitrate::bps(desired + AUDIO_RESERVE_BPS),
+        );
+        ep.next_allocation = Some(now + REALLOCATE_EVERY);
+        self.mark_dirty(receiver);
     }
 
     /// A receiver wants a keyframe of a layer of `(source, mid)`: pass it on, rate-limited.

@@ -2,7 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use super::allocator::Priority;
 use super::speaker::{SpeakerChange, SpeakerDetector};
+
+/// How many of the most recent speakers count as active for video priority.
+const ACTIVE_SPEAKERS: usize = 3;
 use crate::EndpointId;
 
 /// How often speakers are re-evaluated while audio flows.
@@ -101,6 +105,24 @@ impl Meeting {
     /// The current dominant speaker.
     pub(crate) fn dominant(&self) -> Option<EndpointId> {
         self.speakers.dominant()
+    }
+
+    /// How much `source`'s video matters to the others: the floor first, recent speakers next.
+    pub(crate) fn priority_of(&self, source: EndpointId) -> Priority {
+        let p = &self.policy;
+        if p.chair == Some(source) || p.floor_holder == Some(source) {
+            Priority::Floor
+        } else if self
+            .speakers
+            .recent()
+            .iter()
+            .take(ACTIVE_SPEAKERS)
+            .any(|s| *s == source)
+        {
+            Priority::Speaker
+        } else {
+            Priority::Gallery
+        }
     }
 
     fn may_be_heard(&self, source: EndpointId) -> bool {

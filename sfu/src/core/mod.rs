@@ -6,6 +6,7 @@
 //! [`SfuCore::poll_timeout`]. That makes a whole meeting simulable, deterministically and faster
 //! than real time, in a unit test.
 
+mod allocator;
 mod codec;
 mod endpoint;
 mod forward;
@@ -13,12 +14,14 @@ mod keyframe;
 mod layers;
 mod media;
 mod meeting;
+mod rate;
 mod speaker;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -45,6 +48,8 @@ pub struct SfuConfig {
     pub keyframe_interval: Duration,
     /// The audio policy of a meeting that signaling has not set one for.
     pub audio_policy: AudioPolicy,
+    /// The bandwidth assumed towards a new endpoint until its estimate says otherwise.
+    pub initial_estimate_bps: u64,
 }
 
 impl SfuConfig {
@@ -57,6 +62,7 @@ impl SfuConfig {
             connect_timeout: Duration::from_secs(20),
             keyframe_interval: Duration::from_millis(500),
             audio_policy: AudioPolicy::default(),
+            initial_estimate_bps: 1_500_000,
         }
     }
 }
@@ -152,8 +158,10 @@ pub enum CoreOutput {
 /// The SFU's state: every meeting and endpoint, and what to send next.
 pub struct SfuCore {
     config: SfuConfig,
-    endpoints: HashMap<EndpointId, Endpoint>,
-    meetings: HashMap<MeetingId, Meeting>,
+    // Ordered maps: iteration order (timeouts, allocation) must not depend on a random hasher,
+    // so that a simulated meeting runs the same way every time.
+    endpoints: BTreeMap<EndpointId, Endpoint>,
+    meetings: BTreeMap<MeetingId, Meeting>,
     by_addr: HashMap<SocketAddr, EndpointId>,
     outputs: VecDeque<CoreOutput>,
     /// Endpoints with output to drain; deduplicated by `is_dirty`.
@@ -166,8 +174,8 @@ impl SfuCore {
     pub fn new(config: SfuConfig) -> Self {
         Self {
             config,
-            endpoints: HashMap::new(),
-            meetings: HashMap::new(),
+            endpoints: BTreeMap::new(),
+            meetings: BTreeMap::new(),
             by_addr: HashMap::new(),
             outputs: VecDeque::new(),
             dirty: Vec::new(),
@@ -193,6 +201,11 @@ impl SfuCore {
         self.meetings
             .get(&meeting)
             .map_or(&[], |m| m.members.as_slice())
+    }
+
+    /// The latest bandwidth estimate towards an endpoint, in bits per second.
+    pub fn estimate_bps(&self, endpoint: EndpointId) -> Option<u64> {
+        self.endpoints.get(&endpoint)?.estimate
     }
 
     /// The dominant speaker of a meeting, if anyone has spoken.
@@ -239,6 +252,7 @@ impl SfuCore {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
+            .enable_bwe(Some(Bitrate::bps(self.config.initial_estimate_bps)))
             .build(now);
         for addr in &self.config.candidate_addrs {
             let candidate = Candidate::host(*addr, "udp")
@@ -405,6 +419,15 @@ impl SfuCore {
         for (id, mid, layer, kind) in due {
             self.send_keyframe_request(id, mid, layer, kind);
         }
+        let reallocate: Vec<EndpointId> = self
+            .endpoints
+            .values()
+            .filter(|ep| ep.next_allocation.is_some_and(|t| t <= now))
+            .map(|ep| ep.id)
+            .collect();
+        for id in reallocate {
+            self.reallocate(now, id);
+        }
         self.dirty.sort_unstable();
         self.dirty.dedup();
         self.drain_dirty(now);
@@ -432,10 +455,14 @@ impl SfuCore {
                     .tracks_in
                     .iter()
                     .flat_map(|t| t.keyframes.iter().filter_map(|k| k.deadline()));
-                [Some(ep.next_timeout), Some(ep.last_receive + liveness)]
-                    .into_iter()
-                    .flatten()
-                    .chain(keyframes)
+                [
+                    Some(ep.next_timeout),
+                    Some(ep.last_receive + liveness),
+                    ep.next_allocation,
+                ]
+                .into_iter()
+                .flatten()
+                .chain(keyframes)
             })
             .min()
     }
@@ -538,6 +565,12 @@ impl SfuCore {
                 self.publish(id, m.mid, m.kind, layers);
             }
             Event::RtpPacket(packet) => self.forward(now, id, packet),
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                if let Some(ep) = self.endpoints.get_mut(&id) {
+                    ep.estimate = Some(estimate.as_u64());
+                }
+                self.reallocate(now, id);
+            }
             Event::KeyframeRequest(req) => {
                 let source = self.endpoints.get(&id).and_then(|ep| {
                     ep.tracks_out

@@ -196,6 +196,11 @@ impl SpeakerDetector {
         }
     }
 
+    /// Recent speakers, most recent first.
+    pub(crate) fn recent(&self) -> &[EndpointId] {
+        &self.recent
+    }
+
     /// The current dominant speaker.
     pub(crate) fn dominant(&self) -> Option<EndpointId> {
         self.dominant

@@ -93,6 +93,9 @@ pub struct Client {
     keyframe_wanted: [bool; 3],
     /// Layers this client stops sending (as a browser does when its uplink shrinks).
     pub muted_layers: [bool; 3],
+    /// A bottleneck on the link towards this client: bits per second, and when its queue
+    /// empties.
+    downlink: Option<(u64, Instant)>,
 }
 
 impl Client {
@@ -209,6 +212,9 @@ impl Client {
     }
 }
 
+/// The queue a bottleneck holds before it drops.
+const MAX_QUEUE: Duration = Duration::from_millis(300);
+
 /// Decides whether a datagram is lost on the wire (true = drop).
 pub type DropRule = Box<dyn FnMut(&Datagram) -> bool>;
 
@@ -224,6 +230,8 @@ pub struct Sim {
     pub wire: Vec<(Instant, Datagram)>,
     pub drop_rule: Option<DropRule>,
     pub dropped: usize,
+    /// Packets dropped by a full bottleneck queue.
+    pub queue_drops: usize,
     in_flight: VecDeque<(Instant, Datagram)>,
     latency: Duration,
     offers: VecDeque<(EndpointId, String)>,
@@ -251,6 +259,7 @@ impl Sim {
             wire: Vec::new(),
             drop_rule: None,
             dropped: 0,
+            queue_drops: 0,
             in_flight: VecDeque::new(),
             latency: Duration::from_millis(10),
             offers: VecDeque::new(),
@@ -316,6 +325,7 @@ impl Sim {
             frames: 0,
             keyframe_wanted: [false; 3],
             muted_layers: [false; 3],
+            downlink: None,
         });
         self.drain_core();
         self.poll_client(index);
@@ -403,7 +413,27 @@ impl Sim {
             self.dropped += 1;
             return;
         }
-        self.in_flight.push_back((self.now + self.latency, d));
+        let mut departs = self.now;
+        if let Some(c) = self.clients.iter_mut().find(|c| c.addr == d.destination)
+            && let Some((bps, free_at)) = &mut c.downlink
+        {
+            // A FIFO bottleneck with a 300 ms queue: beyond it, packets are tail-dropped.
+            let start = (*free_at).max(self.now);
+            if start - self.now > MAX_QUEUE {
+                self.queue_drops += 1;
+                return;
+            }
+            departs = start + Duration::from_secs_f64((d.contents.len() * 8) as f64 / *bps as f64);
+            *free_at = departs;
+        }
+        let at = departs + self.latency;
+        let index = self.in_flight.partition_point(|(t, _)| *t <= at);
+        self.in_flight.insert(index, (at, d));
+    }
+
+    /// Puts a bottleneck of `bps` on the link towards client `i`.
+    pub fn cap_downlink(&mut self, i: usize, bps: u64) {
+        self.clients[i].downlink = Some((bps, self.now));
     }
 
     fn deliver(&mut self, d: Datagram) {

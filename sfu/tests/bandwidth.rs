@@ -1,0 +1,106 @@
+//! Bandwidth estimation per receiver feeding the allocator: on a thin link the floor holder
+//! keeps its picture and the gallery pauses; layers do not flap. Simulated meetings with real
+//! str0m clients (TWCC feedback, GCC) over a simulated bottleneck.
+
+mod sim;
+
+use std::time::{Duration, Instant};
+
+use sfu::{AudioMode, AudioPolicy, MeetingId};
+use sim::{Received, Sim};
+use str0m::media::MediaKind;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn video(sim: &Sim, receiver: usize, origin: usize, from: Instant, to: Instant) -> Vec<Received> {
+    sim.clients[receiver]
+        .received
+        .iter()
+        .filter(|r| {
+            r.origin == origin as u8 && r.kind == MediaKind::Video && r.at > from && r.at <= to
+        })
+        .copied()
+        .collect()
+}
+
+#[test]
+fn on_a_thin_link_the_gallery_pauses_and_the_floor_holder_keeps_its_picture() {
+    let mut sim = Sim::new();
+    let floor = sim.join_with_layers(1, 3);
+    let gallery: Vec<usize> = (0..3).map(|_| sim.join_with_layers(1, 3)).collect();
+    let commune = sim.join(1);
+    sim.core.set_audio_policy(
+        MeetingId(1),
+        AudioPolicy {
+            mode: AudioMode::Floor,
+            floor_holder: Some(sim.clients[floor].id),
+            ..AudioPolicy::default()
+        },
+    );
+    // The commune shows everyone big, on a 500 kb/s link.
+    let view: Vec<_> = std::iter::once(floor)
+        .chain(gallery.iter().copied())
+        .map(|i| (sim.clients[i].id, 720))
+        .collect();
+    sim.core
+        .set_view(sim.now, sim.clients[commune].id, &view)
+        .expect("view");
+    sim.cap_downlink(commune, 500_000);
+    sim.run_for(25 * SECOND);
+
+    // Over the last 15 s, in half-second slices: the floor holder's picture never stops, and
+    // a gallery tile is forwarded only while the floor holder has its top layer.
+    let end = sim.now;
+    let settled = end - 15 * SECOND;
+    let slice = Duration::from_millis(500);
+    let mut t = settled;
+    while t < end {
+        let floor_video = video(&sim, commune, floor, t, t + slice);
+        assert!(
+            floor_video.len() >= 15,
+            "the floor holder's picture stalled at {:?}",
+            t - sim.start
+        );
+        let floor_top = floor_video.iter().all(|r| r.layer == 2);
+        for g in &gallery {
+            let n = video(&sim, commune, *g, t, t + slice).len();
+            assert!(
+                n == 0 || floor_top,
+                "gallery tile {g} forwarded while the floor holder is degraded"
+            );
+        }
+        t += slice;
+    }
+    // Layers do not flap: a handful of changes at most in 15 s.
+    let mut layers: Vec<u8> = video(&sim, commune, floor, settled, end)
+        .iter()
+        .map(|r| r.layer)
+        .collect();
+    layers.dedup();
+    assert!(
+        layers.len() <= 4,
+        "the floor holder's layer flapped: {layers:?}"
+    );
+    // What is sent fits the link: the bottleneck queue stopped overflowing.
+    let drops_before = sim.queue_drops;
+    sim.run_for(3 * SECOND);
+    assert!(
+        sim.queue_drops - drops_before < 10,
+        "{} drops",
+        sim.queue_drops - drops_before
+    );
+
+    // The link widens: the gallery comes back (after the upgrade hold), floor first throughout.
+    sim.cap_downlink(commune, 5_000_000);
+    let widened = sim.now;
+    sim.run_for(10 * SECOND);
+    for g in &gallery {
+        let n = video(&sim, commune, *g, sim.now - 2 * SECOND, sim.now).len();
+        assert!(n > 80, "gallery tile {g} did not come back ({n} packets)");
+    }
+    let floor_after = video(&sim, commune, floor, widened, sim.now);
+    assert!(
+        floor_after.iter().rev().take(50).all(|r| r.layer == 2),
+        "the floor holder is at the top"
+    );
+}
