@@ -16,7 +16,7 @@ pub mod shell;
 pub mod stats;
 
 pub use crate::core::{
-    AudioMode, AudioPolicy, CoreOutput, GoneReason, SfuConfig, SfuCore, SfuError, SfuEvent,
+    AudioMode, CoreOutput, GoneReason, MediaPolicy, SfuConfig, SfuCore, SfuError, SfuEvent,
 };
 pub use crate::ids::{EndpointId, MeetingId};
 pub use crate::shell::{SfuHandle, spawn};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::{AudioPolicy, CoreOutput, SfuConfig, SfuCore, SfuError, SfuEvent};
+use crate::core::{CoreOutput, MediaPolicy, SfuConfig, SfuCore, SfuError, SfuEvent};
 use crate::stats::SfuStats;
 use crate::{EndpointId, MeetingId};
 
@@ -51,9 +51,9 @@ enum Command {
         view: Vec<(EndpointId, u32)>,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
-    SetAudioPolicy {
+    SetMediaPolicy {
         meeting: MeetingId,
-        policy: AudioPolicy,
+        policy: MediaPolicy,
     },
 }
 
@@ -130,13 +130,13 @@ impl SfuHandle {
         rx.await.map_err(|_| SfuError::Unavailable)?
     }
 
-    /// See [`SfuCore::set_audio_policy`].
-    pub async fn set_audio_policy(
+    /// See [`SfuCore::set_media_policy`].
+    pub async fn set_media_policy(
         &self,
         meeting: MeetingId,
-        policy: AudioPolicy,
+        policy: MediaPolicy,
     ) -> Result<(), SfuError> {
-        self.send(Command::SetAudioPolicy { meeting, policy }).await
+        self.send(Command::SetMediaPolicy { meeting, policy }).await
     }
 
     /// The SFU's counters as last published by its task.
@@ -286,7 +286,7 @@ fn handle_command(core: &mut SfuCore, command: Command) {
         } => {
             let _ = reply.send(core.set_view(now, endpoint, &view));
         }
-        Command::SetAudioPolicy { meeting, policy } => core.set_audio_policy(meeting, policy),
+        Command::SetMediaPolicy { meeting, policy } => core.set_media_policy(meeting, policy),
     }
 }
 

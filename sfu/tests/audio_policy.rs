@@ -5,7 +5,7 @@ mod sim;
 
 use std::time::Duration;
 
-use sfu::{AudioMode, AudioPolicy, EndpointId, MeetingId, SfuEvent};
+use sfu::{AudioMode, EndpointId, MediaPolicy, MeetingId, SfuEvent};
 use str0m::media::MediaKind;
 
 use sim::Sim;
@@ -104,13 +104,13 @@ fn floor_mode_forwards_only_the_chair_and_the_floor_holder() {
     }
     sim.run_for(2 * SECOND);
     let (chair, holder) = (sim.clients[0].id, sim.clients[1].id);
-    sim.core.set_audio_policy(
+    sim.core.set_media_policy(
         MEETING,
-        AudioPolicy {
+        MediaPolicy {
             mode: AudioMode::Floor,
             chair: Some(chair),
             floor_holder: Some(holder),
-            ..AudioPolicy::default()
+            ..MediaPolicy::default()
         },
     );
     let t = sim.now;
@@ -126,13 +126,13 @@ fn floor_mode_forwards_only_the_chair_and_the_floor_holder() {
     assert_eq!(heard_since(&sim, 1, t), vec![0]);
 
     // The chair gives the floor to 3: 1 falls silent for everyone.
-    sim.core.set_audio_policy(
+    sim.core.set_media_policy(
         MEETING,
-        AudioPolicy {
+        MediaPolicy {
             mode: AudioMode::Floor,
             chair: Some(chair),
             floor_holder: Some(sim.clients[3].id),
-            ..AudioPolicy::default()
+            ..MediaPolicy::default()
         },
     );
     let t = sim.now;
@@ -151,11 +151,11 @@ fn a_muted_endpoint_is_not_heard_whatever_it_sends() {
     sim.clients[2].audio_level = 0;
     sim.run_for(2 * SECOND);
     let muted = sim.clients[2].id;
-    sim.core.set_audio_policy(
+    sim.core.set_media_policy(
         MEETING,
-        AudioPolicy {
+        MediaPolicy {
             muted: vec![muted],
-            ..AudioPolicy::default()
+            ..MediaPolicy::default()
         },
     );
     let t = sim.now;
@@ -166,4 +166,38 @@ fn a_muted_endpoint_is_not_heard_whatever_it_sends() {
         sim.clients[0].count_from_since(2, MediaKind::Video, t) > 80,
         "its video still flows"
     );
+}
+
+#[test]
+fn last_n_forwards_video_of_the_recent_speakers_then_the_first_joined() {
+    let mut sim = meeting_of(6);
+    sim.core.set_media_policy(
+        MEETING,
+        MediaPolicy {
+            last_n: 2,
+            ..MediaPolicy::default()
+        },
+    );
+    let video_since = |sim: &Sim, receiver: usize, t| -> Vec<usize> {
+        (0..sim.clients.len())
+            .filter(|o| sim.clients[receiver].count_from_since(*o as u8, MediaKind::Video, t) > 0)
+            .collect()
+    };
+    sim.run_for(2 * SECOND);
+    let t = sim.now;
+    sim.run_for(SECOND);
+    // Nobody has spoken: the first two to join, not counting oneself.
+    assert_eq!(video_since(&sim, 5, t), vec![0, 1]);
+    assert_eq!(video_since(&sim, 0, t), vec![1, 2]);
+    assert_eq!(video_since(&sim, 1, t), vec![0, 2]);
+
+    // 4 speaks: it becomes one of everyone's two.
+    sim.clients[4].audio_level = -15;
+    sim.run_for(2 * SECOND);
+    let t = sim.now;
+    sim.run_for(SECOND);
+    assert_eq!(video_since(&sim, 5, t), vec![0, 4]);
+    assert_eq!(video_since(&sim, 4, t), vec![0, 1]);
+    // Audio is not limited by last-N.
+    assert!(sim.clients[5].count_from_since(4, MediaKind::Audio, t) > 40);
 }

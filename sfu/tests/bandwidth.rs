@@ -6,7 +6,7 @@ mod sim;
 
 use std::time::{Duration, Instant};
 
-use sfu::{AudioMode, AudioPolicy, MeetingId};
+use sfu::{AudioMode, MediaPolicy, MeetingId};
 use sim::{Received, Sim};
 use str0m::media::MediaKind;
 
@@ -29,12 +29,12 @@ fn on_a_thin_link_the_gallery_pauses_and_the_floor_holder_keeps_its_picture() {
     let floor = sim.join_with_layers(1, 3);
     let gallery: Vec<usize> = (0..3).map(|_| sim.join_with_layers(1, 3)).collect();
     let commune = sim.join(1);
-    sim.core.set_audio_policy(
+    sim.core.set_media_policy(
         MeetingId(1),
-        AudioPolicy {
+        MediaPolicy {
             mode: AudioMode::Floor,
             floor_holder: Some(sim.clients[floor].id),
-            ..AudioPolicy::default()
+            ..MediaPolicy::default()
         },
     );
     // The commune shows everyone big, on a 500 kb/s link.

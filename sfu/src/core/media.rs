@@ -193,7 +193,7 @@ impl SfuCore {
             let Some(index) = receiver.track_out_index(source, mid) else {
                 continue;
             };
-            let wanted = if is_video {
+            let wanted = if is_video && meeting.video_allowed(source, *receiver_id) {
                 receiver.wanted_layer(source, &layers)
             } else {
                 None
@@ -296,6 +296,8 @@ impl SfuCore {
         let mut wants = Vec::new();
         let mut current = Vec::new();
         let mut new = Vec::new();
+        // Tracks not shown now: when they are again, they start afresh.
+        let mut unshown = Vec::new();
         for (i, track) in ep.tracks_out.iter().enumerate() {
             if track.kind != MediaKind::Video || track.open_mid().is_none() {
                 continue;
@@ -308,7 +310,12 @@ impl SfuCore {
             else {
                 continue;
             };
-            let Some(layer) = ep.wanted_layer(track.source, &info) else {
+            let wanted = meeting
+                .video_allowed(track.source, receiver)
+                .then(|| ep.wanted_layer(track.source, &info))
+                .flatten();
+            let Some(layer) = wanted else {
+                unshown.push(i);
                 continue;
             };
             indexes.push(i);
@@ -332,6 +339,10 @@ impl SfuCore {
         let plan = ep
             .allocator
             .update(now, video_estimate, &wants, &current, &new);
+        for i in unshown {
+            ep.tracks_out[i].budget = Budget::Open;
+            ep.tracks_out[i].planned_for = None;
+        }
         let mut planned = 0;
         let mut desired = 0;
         for ((i, want), layer) in indexes.into_iter().zip(&wants).zip(&plan) {

@@ -1,5 +1,6 @@
 //! One meeting in the SFU: its endpoints and who may be heard.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::allocator::Priority;
@@ -24,7 +25,7 @@ pub enum AudioMode {
 
 /// The moderation decisions the SFU enforces for a meeting, whatever the clients do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AudioPolicy {
+pub struct MediaPolicy {
     /// Open or floor mode.
     pub mode: AudioMode,
     /// The chair: always heard in floor mode.
@@ -35,9 +36,12 @@ pub struct AudioPolicy {
     pub muted: Vec<EndpointId>,
     /// In open mode, how many of the loudest are forwarded (0: all).
     pub loudest_n: usize,
+    /// Video of only this many sources reaches each receiver: the most recent speakers, then
+    /// the others in joining order; the chair and floor holder always (0: all).
+    pub last_n: usize,
 }
 
-impl Default for AudioPolicy {
+impl Default for MediaPolicy {
     fn default() -> Self {
         Self {
             mode: AudioMode::Open,
@@ -45,6 +49,7 @@ impl Default for AudioPolicy {
             floor_holder: None,
             muted: Vec::new(),
             loudest_n: 3,
+            last_n: 0,
         }
     }
 }
@@ -53,34 +58,69 @@ impl Default for AudioPolicy {
 #[derive(Debug)]
 pub(crate) struct Meeting {
     pub(crate) members: Vec<EndpointId>,
-    policy: AudioPolicy,
+    policy: MediaPolicy,
     speakers: SpeakerDetector,
     next_evaluation: Option<Instant>,
     /// Signaling set the policy: keep the meeting even while empty.
     pub(crate) explicit_policy: bool,
+    /// Each member's rank for last-N: recent speakers first, then joining order.
+    video_rank: HashMap<EndpointId, usize>,
 }
 
 impl Meeting {
-    pub(crate) fn new(policy: AudioPolicy) -> Self {
+    pub(crate) fn new(policy: MediaPolicy) -> Self {
         Self {
             members: Vec::new(),
             speakers: SpeakerDetector::new(policy.loudest_n),
             policy,
             next_evaluation: None,
             explicit_policy: false,
+            video_rank: HashMap::new(),
         }
     }
 
-    pub(crate) fn set_policy(&mut self, policy: AudioPolicy) {
+    pub(crate) fn set_policy(&mut self, policy: MediaPolicy) {
         if policy.loudest_n != self.policy.loudest_n {
             self.speakers = SpeakerDetector::new(policy.loudest_n);
         }
         self.policy = policy;
+        self.rank_video();
+    }
+
+    pub(crate) fn add(&mut self, id: EndpointId) {
+        self.members.push(id);
+        self.rank_video();
     }
 
     pub(crate) fn remove(&mut self, id: EndpointId) {
         self.members.retain(|m| *m != id);
         self.speakers.remove(id);
+        self.rank_video();
+    }
+
+    /// Whether `receiver` gets `source`'s video under last-N. The receiver is not counted
+    /// among its own N.
+    pub(crate) fn video_allowed(&self, source: EndpointId, receiver: EndpointId) -> bool {
+        let p = &self.policy;
+        if p.last_n == 0 || p.chair == Some(source) || p.floor_holder == Some(source) {
+            return true;
+        }
+        let rank = |id| self.video_rank.get(&id).copied().unwrap_or(usize::MAX);
+        let (s, r) = (rank(source), rank(receiver));
+        s < p.last_n || (s == p.last_n && r < p.last_n)
+    }
+
+    fn rank_video(&mut self) {
+        self.video_rank.clear();
+        let recent = self
+            .speakers
+            .recent()
+            .iter()
+            .filter(|s| self.members.contains(s));
+        for id in recent.chain(self.members.iter()) {
+            let next = self.video_rank.len();
+            self.video_rank.entry(*id).or_insert(next);
+        }
     }
 
     /// An audio packet from `source` arrived. Returns whether to forward it, and a change of
@@ -98,6 +138,9 @@ impl Meeting {
         if self.next_evaluation.is_none_or(|t| now >= t) {
             change = self.speakers.evaluate(now);
             self.next_evaluation = Some(now + SPEAKER_EVALUATION);
+            if change.is_some() {
+                self.rank_video();
+            }
         }
         (self.may_be_heard(source), change)
     }

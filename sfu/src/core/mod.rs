@@ -31,7 +31,7 @@ use crate::{EndpointId, MeetingId};
 use endpoint::Endpoint;
 use layers::Layer;
 use meeting::Meeting;
-pub use meeting::{AudioMode, AudioPolicy};
+pub use meeting::{AudioMode, MediaPolicy};
 
 /// Settings of the core. The defaults suit a meeting-room network.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ pub struct SfuConfig {
     /// At most one keyframe request per publisher track in this interval.
     pub keyframe_interval: Duration,
     /// The audio policy of a meeting that signaling has not set one for.
-    pub audio_policy: AudioPolicy,
+    pub media_policy: MediaPolicy,
     /// The bandwidth assumed towards a new endpoint until its estimate says otherwise.
     pub initial_estimate_bps: u64,
 }
@@ -61,7 +61,7 @@ impl SfuConfig {
             liveness_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(20),
             keyframe_interval: Duration::from_millis(500),
-            audio_policy: AudioPolicy::default(),
+            media_policy: MediaPolicy::default(),
             initial_estimate_bps: 1_500_000,
         }
     }
@@ -215,7 +215,7 @@ impl SfuCore {
 
     /// Sets whose audio a meeting forwards (floor mode, mutes, loudest-N). It applies from the
     /// next packet and stays until changed or [`Self::close_meeting`], even with nobody present.
-    pub fn set_audio_policy(&mut self, meeting: MeetingId, policy: AudioPolicy) {
+    pub fn set_media_policy(&mut self, meeting: MeetingId, policy: MediaPolicy) {
         let m = self
             .meetings
             .entry(meeting)
@@ -265,12 +265,12 @@ impl SfuCore {
             .map_err(|e| SfuError::Negotiation(e.to_string()))?;
         self.endpoints
             .insert(id, Endpoint::new(id, meeting, rtc, now));
-        let policy = &self.config.audio_policy;
+        let policy = &self.config.media_policy;
         let m = self
             .meetings
             .entry(meeting)
             .or_insert_with(|| Meeting::new(policy.clone()));
-        m.members.push(id);
+        m.add(id);
         self.mark_dirty(id);
         self.drain_dirty(now);
         Ok(answer.to_sdp_string())
