@@ -267,6 +267,8 @@ pub(crate) struct Endpoint {
     pub(crate) tracks_out: Vec<TrackOut>,
     /// Incoming SSRC → the mid and RID it belongs to, filled on first sight.
     pub(crate) ssrc_mid: HashMap<Ssrc, (Mid, Option<Rid>)>,
+    /// `(source, source mid)` → index in `tracks_out`: the per-packet lookup.
+    out_index: HashMap<(EndpointId, Mid), usize>,
     /// What the client shows: source → picture height. `None` until it says: then it gets
     /// every source at the top layer.
     pub(crate) view: Option<HashMap<EndpointId, u32>>,
@@ -280,6 +282,8 @@ pub(crate) struct Endpoint {
     /// When to re-run the allocation (for upgrades to complete their hold).
     pub(crate) next_allocation: Option<Instant>,
     pub(crate) connected: bool,
+    /// Queued in the core's list of endpoints to drain (so it is queued once, in O(1)).
+    pub(crate) dirty: bool,
 }
 
 impl Endpoint {
@@ -293,6 +297,7 @@ impl Endpoint {
             tracks_out: Vec::new(),
             ssrc_mid: HashMap::new(),
             view: None,
+            out_index: HashMap::new(),
             addrs: Vec::new(),
             next_timeout: now,
             last_receive: now,
@@ -300,6 +305,7 @@ impl Endpoint {
             allocator: Allocator::default(),
             next_allocation: None,
             connected: false,
+            dirty: false,
         }
     }
 
@@ -325,9 +331,25 @@ impl Endpoint {
 
     /// The index of the forwarded track fed by `(source, source_mid)`.
     pub(crate) fn track_out_index(&self, source: EndpointId, source_mid: Mid) -> Option<usize> {
-        self.tracks_out
+        self.out_index.get(&(source, source_mid)).copied()
+    }
+
+    /// Adds a track to forward to this endpoint (offered at the next negotiation).
+    pub(crate) fn add_track_out(&mut self, track: TrackOut) {
+        self.out_index
+            .insert((track.source, track.source_mid), self.tracks_out.len());
+        self.tracks_out.push(track);
+    }
+
+    /// Keeps only the forwarded tracks for which `keep` holds, and re-indexes them.
+    fn retain_tracks_out(&mut self, keep: impl FnMut(&TrackOut) -> bool) {
+        self.tracks_out.retain(keep);
+        self.out_index = self
+            .tracks_out
             .iter()
-            .position(|t| t.source == source && t.source_mid == source_mid)
+            .enumerate()
+            .map(|(i, t)| ((t.source, t.source_mid), i))
+            .collect();
     }
 
     /// If the session is stable and forwarded tracks need adding or stopping, makes an SDP
@@ -390,8 +412,7 @@ impl Endpoint {
                 track.state = TrackOutState::Open(mid);
             }
         }
-        self.tracks_out
-            .retain(|t| !matches!(t.state, TrackOutState::Stopping(_)));
+        self.retain_tracks_out(|t| !matches!(t.state, TrackOutState::Stopping(_)));
         Ok(())
     }
 
@@ -407,8 +428,7 @@ impl Endpoint {
 
     /// Marks every track forwarded from `source` for stopping (or forgets it if never offered).
     pub(crate) fn stop_tracks_from(&mut self, source: EndpointId) {
-        self.tracks_out
-            .retain(|t| t.source != source || t.local_mid().is_some());
+        self.retain_tracks_out(|t| t.source != source || t.local_mid().is_some());
         for track in &mut self.tracks_out {
             if track.source != source {
                 continue;

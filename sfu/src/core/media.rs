@@ -84,7 +84,7 @@ impl SfuCore {
             .collect();
         for other in others {
             if let Some(o) = self.endpoints.get_mut(&other) {
-                o.tracks_out.push(TrackOut::new(id, mid, kind));
+                o.add_track_out(TrackOut::new(id, mid, kind));
             }
             self.mark_dirty(other);
         }
@@ -99,7 +99,7 @@ impl SfuCore {
         if let Some(ep) = self.endpoints.get_mut(&id) {
             for (source, source_mid, kind) in existing {
                 if ep.track_out_index(source, source_mid).is_none() {
-                    ep.tracks_out.push(TrackOut::new(source, source_mid, kind));
+                    ep.add_track_out(TrackOut::new(source, source_mid, kind));
                 }
             }
         }
@@ -272,7 +272,8 @@ impl SfuCore {
             stream.write_rtp(write);
             self.counters.forwarded_packets += 1;
             self.counters.forwarded_bytes += packet.payload.len() as u64;
-            if !self.dirty.contains(receiver_id) {
+            if !receiver.dirty {
+                receiver.dirty = true;
                 self.dirty.push(*receiver_id);
             }
         }

@@ -164,7 +164,7 @@ pub struct SfuCore {
     meetings: BTreeMap<MeetingId, Meeting>,
     by_addr: HashMap<SocketAddr, EndpointId>,
     outputs: VecDeque<CoreOutput>,
-    /// Endpoints with output to drain; deduplicated by `is_dirty`.
+    /// Endpoints with output to drain; each at most once (see `Endpoint::dirty`).
     dirty: Vec<EndpointId>,
     counters: CoreCounters,
 }
@@ -406,7 +406,10 @@ impl SfuCore {
                     gone.push((ep.id, GoneReason::SessionFailed));
                     continue;
                 }
-                self.dirty.push(ep.id);
+                if !ep.dirty {
+                    ep.dirty = true;
+                    self.dirty.push(ep.id);
+                }
             }
             for track in &mut ep.tracks_in {
                 for (layer, throttle) in track.keyframes.iter_mut().enumerate() {
@@ -428,8 +431,6 @@ impl SfuCore {
         for id in reallocate {
             self.reallocate(now, id);
         }
-        self.dirty.sort_unstable();
-        self.dirty.dedup();
         self.drain_dirty(now);
         for (id, reason) in gone {
             self.remove_gone(now, id, reason);
@@ -479,7 +480,10 @@ impl SfuCore {
     }
 
     fn mark_dirty(&mut self, id: EndpointId) {
-        if !self.dirty.contains(&id) {
+        if let Some(ep) = self.endpoints.get_mut(&id)
+            && !ep.dirty
+        {
+            ep.dirty = true;
             self.dirty.push(id);
         }
     }
@@ -489,6 +493,9 @@ impl SfuCore {
     fn drain_dirty(&mut self, now: Instant) {
         let mut failed = Vec::new();
         while let Some(id) = self.dirty.pop() {
+            if let Some(ep) = self.endpoints.get_mut(&id) {
+                ep.dirty = false;
+            }
             if let Err(reason) = self.drain_endpoint(now, id) {
                 failed.push((id, reason));
             }
