@@ -14,6 +14,7 @@ pub mod core;
 mod ids;
 pub mod shell;
 pub mod stats;
+mod stun;
 
 pub use crate::core::{
     AudioMode, CoreOutput, GoneReason, MediaPolicy, SfuConfig, SfuCore, SfuError, SfuEvent,

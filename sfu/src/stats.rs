@@ -25,9 +25,16 @@ pub struct CoreCounters {
     pub meetings: u64,
 }
 
-/// Shared, lock-free view of the SFU's counters for `/metrics`.
-#[derive(Debug, Default)]
+/// Shared, lock-free view of the SFU's counters for `/metrics`: one set per shard, summed on
+/// reading, plus what the front task dropped.
+#[derive(Debug)]
 pub struct SfuStats {
+    shards: Vec<ShardStats>,
+    front_dropped: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct ShardStats {
     forwarded_packets: AtomicU64,
     forwarded_bytes: AtomicU64,
     dropped_datagrams: AtomicU64,
@@ -38,8 +45,48 @@ pub struct SfuStats {
 }
 
 impl SfuStats {
-    /// Publishes the core's counters.
-    pub fn store(&self, c: &CoreCounters) {
+    /// Counters for `shards` shards, all zero.
+    pub fn new(shards: usize) -> Self {
+        Self {
+            shards: (0..shards).map(|_| ShardStats::default()).collect(),
+            front_dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Publishes a shard's totals.
+    pub(crate) fn store_shard(&self, shard: usize, c: &CoreCounters) {
+        if let Some(s) = self.shards.get(shard) {
+            s.store(c);
+        }
+    }
+
+    /// Counts a datagram the front could not route to any room.
+    pub(crate) fn count_front_drop(&self) {
+        self.front_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The sum over all shards, as last published.
+    pub fn load(&self) -> CoreCounters {
+        let mut t = CoreCounters {
+            dropped_datagrams: self.front_dropped.load(Ordering::Relaxed),
+            ..CoreCounters::default()
+        };
+        for s in &self.shards {
+            let c = s.load();
+            t.forwarded_packets += c.forwarded_packets;
+            t.forwarded_bytes += c.forwarded_bytes;
+            t.dropped_datagrams += c.dropped_datagrams;
+            t.keyframe_requests_sent += c.keyframe_requests_sent;
+            t.keyframe_requests_coalesced += c.keyframe_requests_coalesced;
+            t.endpoints += c.endpoints;
+            t.meetings += c.meetings;
+        }
+        t
+    }
+}
+
+impl ShardStats {
+    fn store(&self, c: &CoreCounters) {
         self.forwarded_packets
             .store(c.forwarded_packets, Ordering::Relaxed);
         self.forwarded_bytes
@@ -54,8 +101,7 @@ impl SfuStats {
         self.meetings.store(c.meetings, Ordering::Relaxed);
     }
 
-    /// A copy of the last published counters.
-    pub fn load(&self) -> CoreCounters {
+    fn load(&self) -> CoreCounters {
         CoreCounters {
             forwarded_packets: self.forwarded_packets.load(Ordering::Relaxed),
             forwarded_bytes: self.forwarded_bytes.load(Ordering::Relaxed),

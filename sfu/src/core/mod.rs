@@ -105,6 +105,8 @@ pub enum GoneReason {
     NeverConnected,
     /// Its WebRTC session failed (DTLS error, ICE disconnected).
     SessionFailed,
+    /// Its room failed (a bug) and was closed; the client may join again.
+    RoomFailed,
 }
 
 /// What the core tells its caller.
@@ -206,6 +208,11 @@ impl SfuCore {
     /// The latest bandwidth estimate towards an endpoint, in bits per second.
     pub fn estimate_bps(&self, endpoint: EndpointId) -> Option<u64> {
         self.endpoints.get(&endpoint)?.estimate
+    }
+
+    /// No endpoints and no meeting policy to keep: the core can be dropped.
+    pub fn is_idle(&self) -> bool {
+        self.endpoints.is_empty() && self.meetings.is_empty()
     }
 
     /// The dominant speaker of a meeting, if anyone has spoken.

@@ -1,24 +1,25 @@
-//! The tokio shell around [`SfuCore`]: the UDP socket, the clock and the command channel.
+//! The tokio shell around the room cores: the UDP socket, the clocks and the command channel.
 //!
-//! One task owns the core; signaling talks to it through [`SfuHandle`] (commands with replies)
-//! and hears from it on an event channel. Nothing here decides anything.
+//! Each meeting has its own [`crate::SfuCore`] (a room), owned by one of several shard tasks that the
+//! runtime spreads over its worker threads. The front task reads the one UDP socket and routes
+//! each datagram to the shard of its room; commands from signaling ([`SfuHandle`]) take the
+//! same way. A panic inside a room closes that room (its endpoints are reported gone), never
+//! the process. Nothing here decides anything about media.
+
+mod front;
+mod shard;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::{CoreOutput, MediaPolicy, SfuConfig, SfuCore, SfuError, SfuEvent};
+use crate::core::{MediaPolicy, SfuConfig, SfuError, SfuEvent};
 use crate::stats::SfuStats;
 use crate::{EndpointId, MeetingId};
 
-/// Largest datagram read; WebRTC keeps packets under ~1,200 bytes, so anything longer is junk.
-const MAX_DATAGRAM: usize = 2048;
-/// Datagrams read in one turn before outputs are flushed (keeps latency bounded under load).
-const READ_BATCH: usize = 64;
 /// How many commands may queue before callers wait.
 const COMMAND_QUEUE: usize = 256;
 /// Socket buffers: a burst of a few hundred packets (keyframes of many publishers at once)
@@ -26,7 +27,7 @@ const COMMAND_QUEUE: usize = 256;
 /// this at `net.core.rmem_max` / `wmem_max` (see deploy notes).
 const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
-enum Command {
+pub(crate) enum Command {
     Join {
         endpoint: EndpointId,
         meeting: MeetingId,
@@ -54,6 +55,11 @@ enum Command {
     SetMediaPolicy {
         meeting: MeetingId,
         policy: MediaPolicy,
+    },
+    /// Makes a room panic, to test that only that room closes.
+    #[cfg(test)]
+    Explode {
+        meeting: MeetingId,
     },
 }
 
@@ -139,6 +145,12 @@ impl SfuHandle {
         self.send(Command::SetMediaPolicy { meeting, policy }).await
     }
 
+    /// Makes a room panic (tests only).
+    #[cfg(test)]
+    pub(crate) async fn explode(&self, meeting: MeetingId) {
+        let _ = self.send(Command::Explode { meeting }).await;
+    }
+
     /// The SFU's counters as last published by its task.
     pub fn stats(&self) -> &SfuStats {
         &self.stats
@@ -157,13 +169,13 @@ impl SfuHandle {
     }
 }
 
-/// Binds the UDP socket and starts the SFU task. Events for signaling arrive on the returned
-/// receiver. If `config.local_addr` has port 0, the chosen port replaces it (also in the
-/// advertised candidates that used port 0).
+/// Binds the UDP socket and starts the front and shard tasks. Events for signaling arrive on the
+/// returned receiver. If `config.local_addr` has port 0, the chosen port replaces it (also in
+/// the advertised candidates that used port 0).
 pub async fn spawn(
     mut config: SfuConfig,
 ) -> io::Result<(SfuHandle, mpsc::UnboundedReceiver<SfuEvent>)> {
-    let socket = bind_udp(config.local_addr)?;
+    let socket = Arc::new(bind_udp(config.local_addr)?);
     let local_addr = socket.local_addr()?;
     config.local_addr = local_addr;
     for c in &mut config.candidate_addrs {
@@ -171,16 +183,30 @@ pub async fn spawn(
             c.set_port(local_addr.port());
         }
     }
+    let shards = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .clamp(1, 64);
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, events) = mpsc::unbounded_channel();
-    let stats = Arc::new(SfuStats::default());
-    let core = SfuCore::new(config);
-    tokio::spawn(run(
-        core,
+    let stats = Arc::new(SfuStats::new(shards));
+    let (front_tx, front_rx) = mpsc::unbounded_channel();
+    let shard_txs = (0..shards)
+        .map(|index| {
+            shard::Shard::spawn(
+                index,
+                config.clone(),
+                socket.clone(),
+                event_tx.clone(),
+                front_tx.clone(),
+                stats.clone(),
+            )
+        })
+        .collect();
+    tokio::spawn(front::run(
         socket,
-        local_addr,
         command_rx,
-        event_tx,
+        front_rx,
+        shard_txs,
         stats.clone(),
     ));
     Ok((
@@ -209,102 +235,69 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-async fn run(
-    mut core: SfuCore,
-    socket: UdpSocket,
-    local_addr: SocketAddr,
-    mut commands: mpsc::Receiver<Command>,
-    events: mpsc::UnboundedSender<SfuEvent>,
-    stats: Arc<SfuStats>,
-) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        flush(&mut core, &socket, &events).await;
-        stats.store(&core.counters());
-        let deadline = core
-            .poll_timeout()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
-        tokio::select! {
-            received = socket.recv_from(&mut buf) => {
-                match received {
-                    Ok((n, source)) => core.handle_datagram(Instant::now(), source, local_addr, &buf[..n]),
-                    Err(e) => tracing::debug!(error = %e, "UDP receive failed"),
-                }
-                // Take what else is already queued before flushing.
-                for _ in 1..READ_BATCH {
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, source)) => core.handle_datagram(Instant::now(), source, local_addr, &buf[..n]),
-                        Err(_) => break,
-                    }
-                }
-            }
-            command = commands.recv() => {
-                let Some(command) = command else {
-                    tracing::info!("SFU stopping: its control channel closed");
-                    return;
-                };
-                handle_command(&mut core, command);
-            }
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                core.handle_timeout(Instant::now());
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::Instant;
 
-fn handle_command(core: &mut SfuCore, command: Command) {
-    let now = Instant::now();
-    // A caller that stopped waiting for its reply is not an error of the SFU's.
-    match command {
-        Command::Join {
-            endpoint,
-            meeting,
-            offer,
-            reply,
-        } => {
-            let _ = reply.send(core.join(now, endpoint, meeting, &offer));
-        }
-        Command::Answer {
-            endpoint,
-            sdp,
-            reply,
-        } => {
-            let _ = reply.send(core.answer(now, endpoint, &sdp));
-        }
-        Command::Candidate {
-            endpoint,
-            candidate,
-            reply,
-        } => {
-            let _ = reply.send(core.candidate(endpoint, &candidate));
-        }
-        Command::Leave { endpoint } => core.leave(now, endpoint),
-        Command::SetView {
-            endpoint,
-            view,
-            reply,
-        } => {
-            let _ = reply.send(core.set_view(now, endpoint, &view));
-        }
-        Command::SetMediaPolicy { meeting, policy } => core.set_media_policy(meeting, policy),
-    }
-}
+    use str0m::Rtc;
+    use str0m::media::{Direction, MediaKind};
 
-async fn flush(core: &mut SfuCore, socket: &UdpSocket, events: &mpsc::UnboundedSender<SfuEvent>) {
-    while let Some(output) = core.poll_output() {
-        match output {
-            CoreOutput::Transmit {
-                destination,
-                contents,
-            } => {
-                if let Err(e) = socket.send_to(&contents, destination).await {
-                    tracing::debug!(error = %e, "UDP send failed");
-                }
+    use super::*;
+    use crate::GoneReason;
+
+    fn an_offer() -> String {
+        let mut rtc = Rtc::builder().build(Instant::now());
+        let mut sdp = rtc.sdp_api();
+        sdp.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let (offer, _) = sdp.apply().expect("an offer");
+        offer.to_sdp_string()
+    }
+
+    #[tokio::test]
+    async fn a_failing_room_closes_alone_and_the_others_go_on() {
+        let config = SfuConfig::new((Ipv4Addr::LOCALHOST, 0).into());
+        let (sfu, mut events) = spawn(config).await.expect("the SFU starts");
+        let (a, b) = (EndpointId(1), EndpointId(2));
+        sfu.join(a, MeetingId(1), an_offer())
+            .await
+            .expect("joins meeting 1");
+        sfu.join(b, MeetingId(2), an_offer())
+            .await
+            .expect("joins meeting 2");
+
+        sfu.explode(MeetingId(1)).await;
+        let event = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
+            .await
+            .expect("an event in time")
+            .expect("the SFU is still running");
+        assert_eq!(
+            event,
+            SfuEvent::Gone {
+                endpoint: a,
+                reason: GoneReason::RoomFailed
             }
-            CoreOutput::Event(event) => {
-                // The receiver lives as long as signaling; if it is gone we are shutting down.
-                let _ = events.send(event);
+        );
+        // The other meeting is untouched; the failed one can start afresh.
+        sfu.set_view(b, vec![])
+            .await
+            .expect("meeting 2 still serves its endpoint");
+        assert_eq!(
+            sfu.set_view(a, vec![]).await,
+            Err(SfuError::UnknownEndpoint)
+        );
+        sfu.join(EndpointId(3), MeetingId(1), an_offer())
+            .await
+            .expect("meeting 1 opens again");
+        // The counters follow: the two live endpoints, the failed room's one gone.
+        let mut endpoints = 0;
+        for _ in 0..50 {
+            endpoints = sfu.stats().load().endpoints;
+            if endpoints == 2 {
+                break;
             }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        assert_eq!(endpoints, 2);
     }
 }

@@ -1,0 +1,313 @@
+//! A shard task: the rooms (one [`SfuCore`] per meeting) it owns, their timers and outputs.
+//! Every call into a room runs under `catch_unwind`: a panic closes that room only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::Command;
+use super::front::FrontMsg;
+use crate::core::{CoreOutput, GoneReason, SfuConfig, SfuCore, SfuError, SfuEvent};
+use crate::stats::{CoreCounters, SfuStats};
+use crate::stun;
+use crate::{EndpointId, MeetingId};
+
+/// Messages handled in one turn before outputs are flushed.
+const BATCH: usize = 64;
+
+/// What the front sends a shard.
+pub(crate) enum ShardMsg {
+    /// A datagram for a room.
+    Datagram {
+        meeting: MeetingId,
+        source: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    /// A command for a room.
+    Command(Command),
+}
+
+pub(super) struct Shard {
+    index: usize,
+    config: SfuConfig,
+    rooms: BTreeMap<MeetingId, SfuCore>,
+    endpoint_room: HashMap<EndpointId, MeetingId>,
+    /// Counters of rooms closed, so the totals never go backwards.
+    retired: CoreCounters,
+    socket: Arc<UdpSocket>,
+    events: mpsc::UnboundedSender<SfuEvent>,
+    front: mpsc::UnboundedSender<FrontMsg>,
+    stats: Arc<SfuStats>,
+}
+
+impl Shard {
+    pub(super) fn spawn(
+        index: usize,
+        config: SfuConfig,
+        socket: Arc<UdpSocket>,
+        events: mpsc::UnboundedSender<SfuEvent>,
+        front: mpsc::UnboundedSender<FrontMsg>,
+        stats: Arc<SfuStats>,
+    ) -> mpsc::UnboundedSender<ShardMsg> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shard = Shard {
+            index,
+            config,
+            rooms: BTreeMap::new(),
+            endpoint_room: HashMap::new(),
+            retired: CoreCounters::default(),
+            socket,
+            events,
+            front,
+            stats,
+        };
+        tokio::spawn(shard.run(rx));
+        tx
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ShardMsg>) {
+        loop {
+            self.flush().await;
+            let deadline = self
+                .rooms
+                .values()
+                .filter_map(SfuCore::poll_timeout)
+                .min()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { return };
+                    self.handle(msg);
+                    for _ in 1..BATCH {
+                        match rx.try_recv() {
+                            Ok(msg) => self.handle(msg),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let now = Instant::now();
+                    let due: Vec<MeetingId> = self
+                        .rooms
+                        .iter()
+                        .filter(|(_, r)| r.poll_timeout().is_some_and(|t| t <= now))
+                        .map(|(m, _)| *m)
+                        .collect();
+                    for meeting in due {
+                        self.in_room(meeting, |room| room.handle_timeout(now));
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: ShardMsg) {
+        let now = Instant::now();
+        let local = self.config.local_addr;
+        match msg {
+            ShardMsg::Datagram {
+                meeting,
+                source,
+                bytes,
+            } => {
+                self.in_room(meeting, |room| {
+                    room.handle_datagram(now, source, local, &bytes)
+                });
+            }
+            ShardMsg::Command(command) => self.command(now, command),
+        }
+    }
+
+    fn command(&mut self, now: Instant, command: Command) {
+        // A caller that stopped waiting for its reply is not an error of the SFU's.
+        match command {
+            Command::Join {
+                endpoint,
+                meeting,
+                offer,
+                reply,
+            } => {
+                let config = &self.config;
+                self.rooms
+                    .entry(meeting)
+                    .or_insert_with(|| SfuCore::new(config.clone()));
+                let result = self
+                    .in_room(meeting, |room| room.join(now, endpoint, meeting, &offer))
+                    .unwrap_or(Err(SfuError::Unavailable));
+                match &result {
+                    Ok(answer) => {
+                        self.endpoint_room.insert(endpoint, meeting);
+                        let ufrag = stun::sdp_ufrag(answer).unwrap_or_default().to_string();
+                        let _ = self.front.send(FrontMsg::Joined {
+                            endpoint,
+                            meeting,
+                            ufrag,
+                        });
+                    }
+                    Err(SfuError::AlreadyJoined) => {}
+                    Err(_) => {
+                        let _ = self.front.send(FrontMsg::Removed { endpoint });
+                    }
+                }
+                let _ = reply.send(result);
+                self.retire_if_idle(meeting);
+            }
+            Command::Answer {
+                endpoint,
+                sdp,
+                reply,
+            } => {
+                let r = self.for_endpoint(endpoint, |room| room.answer(now, endpoint, &sdp));
+                let _ = reply.send(r);
+            }
+            Command::Candidate {
+                endpoint,
+                candidate,
+                reply,
+            } => {
+                let r = self.for_endpoint(endpoint, |room| room.candidate(endpoint, &candidate));
+                let _ = reply.send(r);
+            }
+            Command::SetView {
+                endpoint,
+                view,
+                reply,
+            } => {
+                let r = self.for_endpoint(endpoint, |room| room.set_view(now, endpoint, &view));
+                let _ = reply.send(r);
+            }
+            Command::Leave { endpoint } => {
+                let _ = self.for_endpoint(endpoint, |room| {
+                    room.leave(now, endpoint);
+                    Ok(())
+                });
+                self.forget(endpoint);
+            }
+            Command::SetMediaPolicy { meeting, policy } => {
+                let config = &self.config;
+                self.rooms
+                    .entry(meeting)
+                    .or_insert_with(|| SfuCore::new(config.clone()));
+                self.in_room(meeting, |room| room.set_media_policy(meeting, policy));
+            }
+            #[cfg(test)]
+            Command::Explode { meeting } => {
+                self.in_room(meeting, |_| panic!("test: a room fails"));
+            }
+        }
+    }
+
+    fn for_endpoint<R>(
+        &mut self,
+        endpoint: EndpointId,
+        f: impl FnOnce(&mut SfuCore) -> Result<R, SfuError>,
+    ) -> Result<R, SfuError> {
+        let Some(meeting) = self.endpoint_room.get(&endpoint).copied() else {
+            return Err(SfuError::UnknownEndpoint);
+        };
+        self.in_room(meeting, f)
+            .unwrap_or(Err(SfuError::Unavailable))
+    }
+
+    /// Runs `f` on a room; if it panics, the room is closed and `None` returned.
+    fn in_room<R>(&mut self, meeting: MeetingId, f: impl FnOnce(&mut SfuCore) -> R) -> Option<R> {
+        let room = self.rooms.get_mut(&meeting)?;
+        match catch_unwind(AssertUnwindSafe(|| f(room))) {
+            Ok(r) => Some(r),
+            Err(_) => {
+                self.close_failed_room(meeting);
+                None
+            }
+        }
+    }
+
+    fn close_failed_room(&mut self, meeting: MeetingId) {
+        tracing::error!(%meeting, shard = self.index, "a room failed and was closed; other rooms go on");
+        if let Some(room) = self.rooms.remove(&meeting)
+            && let Ok(c) = catch_unwind(AssertUnwindSafe(|| room.counters()))
+        {
+            self.retire_counters(&c);
+        }
+        let gone: Vec<EndpointId> = self
+            .endpoint_room
+            .iter()
+            .filter(|(_, m)| **m == meeting)
+            .map(|(e, _)| *e)
+            .collect();
+        for endpoint in gone {
+            self.forget(endpoint);
+            let _ = self.events.send(SfuEvent::Gone {
+                endpoint,
+                reason: GoneReason::RoomFailed,
+            });
+        }
+    }
+
+    fn forget(&mut self, endpoint: EndpointId) {
+        if let Some(meeting) = self.endpoint_room.remove(&endpoint) {
+            self.retire_if_idle(meeting);
+        }
+        let _ = self.front.send(FrontMsg::Removed { endpoint });
+    }
+
+    fn retire_if_idle(&mut self, meeting: MeetingId) {
+        if self.rooms.get(&meeting).is_some_and(SfuCore::is_idle)
+            && let Some(room) = self.rooms.remove(&meeting)
+        {
+            self.retire_counters(&room.counters());
+        }
+    }
+
+    fn retire_counters(&mut self, c: &CoreCounters) {
+        let r = &mut self.retired;
+        r.forwarded_packets += c.forwarded_packets;
+        r.forwarded_bytes += c.forwarded_bytes;
+        r.dropped_datagrams += c.dropped_datagrams;
+        r.keyframe_requests_sent += c.keyframe_requests_sent;
+        r.keyframe_requests_coalesced += c.keyframe_requests_coalesced;
+    }
+
+    /// Sends every room's datagrams, passes on its events, and publishes the counters.
+    async fn flush(&mut self) {
+        let mut outputs = Vec::new();
+        let mut totals = self.retired;
+        for room in self.rooms.values_mut() {
+            while let Some(o) = room.poll_output() {
+                outputs.push(o);
+            }
+            let c = room.counters();
+            totals.forwarded_packets += c.forwarded_packets;
+            totals.forwarded_bytes += c.forwarded_bytes;
+            totals.dropped_datagrams += c.dropped_datagrams;
+            totals.keyframe_requests_sent += c.keyframe_requests_sent;
+            totals.keyframe_requests_coalesced += c.keyframe_requests_coalesced;
+            totals.endpoints += c.endpoints;
+            totals.meetings += c.meetings;
+        }
+        self.stats.store_shard(self.index, &totals);
+        for output in outputs {
+            match output {
+                CoreOutput::Transmit {
+                    destination,
+                    contents,
+                } => {
+                    if let Err(e) = self.socket.send_to(&contents, destination).await {
+                        tracing::debug!(error = %e, "UDP send failed");
+                    }
+                }
+                CoreOutput::Event(event) => {
+                    if let SfuEvent::Gone { endpoint, .. } = &event {
+                        self.forget(*endpoint);
+                    }
+                    // The receiver lives as long as signaling; if it is gone we are shutting down.
+                    let _ = self.events.send(event);
+                }
+            }
+        }
+    }
+}
