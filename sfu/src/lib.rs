@@ -15,6 +15,8 @@ mod ids;
 pub mod shell;
 pub mod stats;
 mod stun;
+#[cfg(test)]
+mod test_bytes;
 
 pub use crate::core::{
     AudioMode, CoreOutput, GoneReason, MediaPolicy, SfuConfig, SfuCore, SfuError, SfuEvent,

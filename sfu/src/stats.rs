@@ -25,6 +25,24 @@ pub struct CoreCounters {
     pub meetings: u64,
 }
 
+impl CoreCounters {
+    /// Adds another set's cumulative counters (not the gauges `endpoints` and `meetings`).
+    pub fn add_totals(&mut self, other: &CoreCounters) {
+        self.forwarded_packets += other.forwarded_packets;
+        self.forwarded_bytes += other.forwarded_bytes;
+        self.dropped_datagrams += other.dropped_datagrams;
+        self.keyframe_requests_sent += other.keyframe_requests_sent;
+        self.keyframe_requests_coalesced += other.keyframe_requests_coalesced;
+    }
+
+    /// Adds another set: cumulative counters and gauges.
+    pub fn add(&mut self, other: &CoreCounters) {
+        self.add_totals(other);
+        self.endpoints += other.endpoints;
+        self.meetings += other.meetings;
+    }
+}
+
 /// Shared, lock-free view of the SFU's counters for `/metrics`: one set per shard, summed on
 /// reading, plus what the front task dropped.
 #[derive(Debug)]
@@ -72,14 +90,7 @@ impl SfuStats {
             ..CoreCounters::default()
         };
         for s in &self.shards {
-            let c = s.load();
-            t.forwarded_packets += c.forwarded_packets;
-            t.forwarded_bytes += c.forwarded_bytes;
-            t.dropped_datagrams += c.dropped_datagrams;
-            t.keyframe_requests_sent += c.keyframe_requests_sent;
-            t.keyframe_requests_coalesced += c.keyframe_requests_coalesced;
-            t.endpoints += c.endpoints;
-            t.meetings += c.meetings;
+            t.add(&s.load());
         }
         t
     }

@@ -83,17 +83,10 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut seed = 0x9e37_79b9_u32;
+        let mut random = crate::test_bytes::Pseudorandom::new(0x9e37_79b9);
         for len in 0..80 {
             for _ in 0..300 {
-                let mut bytes: Vec<u8> = (0..len)
-                    .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 17;
-                        seed ^= seed << 5;
-                        seed as u8
-                    })
-                    .collect();
+                let mut bytes = random.take(len);
                 if bytes.len() >= 8 {
                     bytes[0] &= 0x3f;
                     bytes[4..8].copy_from_slice(&MAGIC_COOKIE);

@@ -149,19 +149,12 @@ mod tests {
 
     #[test]
     fn short_and_strange_payloads_never_panic() {
-        let mut seed = 0x2545_f491_u32;
+        let mut bytes = crate::test_bytes::Pseudorandom::new(0x2545_f491);
         for len in 0..64 {
             for _ in 0..200 {
-                let bytes: Vec<u8> = (0..len)
-                    .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 17;
-                        seed ^= seed << 5;
-                        seed as u8
-                    })
-                    .collect();
-                let _ = keyframe_start(VideoCodec::Vp8, &bytes);
-                let _ = keyframe_start(VideoCodec::H264, &bytes);
+                let b = bytes.take(len);
+                let _ = keyframe_start(VideoCodec::Vp8, &b);
+                let _ = keyframe_start(VideoCodec::H264, &b);
             }
         }
         // Lengths that claim more than is there.

@@ -264,12 +264,7 @@ impl Shard {
     }
 
     fn retire_counters(&mut self, c: &CoreCounters) {
-        let r = &mut self.retired;
-        r.forwarded_packets += c.forwarded_packets;
-        r.forwarded_bytes += c.forwarded_bytes;
-        r.dropped_datagrams += c.dropped_datagrams;
-        r.keyframe_requests_sent += c.keyframe_requests_sent;
-        r.keyframe_requests_coalesced += c.keyframe_requests_coalesced;
+        self.retired.add_totals(c);
     }
 
     /// Sends every room's datagrams, passes on its events, and publishes the counters.
@@ -280,14 +275,7 @@ impl Shard {
             while let Some(o) = room.poll_output() {
                 outputs.push(o);
             }
-            let c = room.counters();
-            totals.forwarded_packets += c.forwarded_packets;
-            totals.forwarded_bytes += c.forwarded_bytes;
-            totals.dropped_datagrams += c.dropped_datagrams;
-            totals.keyframe_requests_sent += c.keyframe_requests_sent;
-            totals.keyframe_requests_coalesced += c.keyframe_requests_coalesced;
-            totals.endpoints += c.endpoints;
-            totals.meetings += c.meetings;
+            totals.add(&room.counters());
         }
         self.stats.store_shard(self.index, &totals);
         for output in outputs {
