@@ -94,10 +94,12 @@ fn on_a_thin_link_the_gallery_pauses_and_the_floor_holder_keeps_its_picture() {
         sim.queue_drops - drops_before
     );
 
-    // The link widens: the gallery comes back (after the upgrade hold), floor first throughout.
+    // The link widens: the estimator finds it (the SFU keeps asking it to probe while it wants
+    // more) and the gallery comes back after the upgrade hold, which may have grown during the
+    // squeeze.
     sim.cap_downlink(commune, 5_000_000);
     let widened = sim.now;
-    sim.run_for(10 * SECOND);
+    sim.run_for(20 * SECOND);
     for g in &gallery {
         let n = video(&sim, commune, *g, sim.now - 2 * SECOND, sim.now).len();
         assert!(n > 80, "gallery tile {g} did not come back ({n} packets)");

@@ -281,6 +281,9 @@ pub(crate) struct Endpoint {
     pub(crate) allocator: Allocator,
     /// When to re-run the allocation (for upgrades to complete their hold).
     pub(crate) next_allocation: Option<Instant>,
+    /// When the estimator was last asked to probe, and the token raise that asked it.
+    pub(crate) last_probe: Option<Instant>,
+    pub(crate) probe_nudge: u64,
     pub(crate) connected: bool,
     /// Queued in the core's list of endpoints to drain (so it is queued once, in O(1)).
     pub(crate) dirty: bool,
@@ -304,6 +307,8 @@ impl Endpoint {
             estimate: None,
             allocator: Allocator::default(),
             next_allocation: None,
+            last_probe: None,
+            probe_nudge: 0,
             connected: false,
             dirty: false,
         }

@@ -19,6 +19,8 @@ use crate::EndpointId;
 
 /// Kept out of a receiver's estimate for the audio it gets (the loudest three, Opus).
 const AUDIO_RESERVE_BPS: u64 = 120_000;
+/// While a receiver gets less than it wants, how often the estimator is asked to probe.
+const PROBE_EVERY: Duration = Duration::from_secs(3);
 /// How often a receiver's allocation is re-planned even without a new estimate.
 const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
 
@@ -366,10 +368,17 @@ impl SfuCore {
                 .copied()
                 .unwrap_or(0);
         }
-        // Probe for what the tiles want; keep up at least what is planned.
+        // Probe for what the tiles want; keep up at least what is planned. str0m probes when
+        // the desired rate rises, not when it is repeated: while the plan falls short of what
+        // is wanted, raise it by a token amount now and then, so that a link that has widened
+        // is found (otherwise an estimate that sank during a squeeze could stay down for good).
+        if desired > planned && ep.last_probe.is_none_or(|t| now >= t + PROBE_EVERY) {
+            ep.last_probe = Some(now);
+            ep.probe_nudge += 1;
+        }
         ep.rtc.bwe().set_bitrate(
             Bitrate::bps(planned + AUDIO_RESERVE_BPS),
-            Bitrate::bps(desired + AUDIO_RESERVE_BPS),
+            Bitrate::bps(desired + AUDIO_RESERVE_BPS + ep.probe_nudge),
         );
         ep.next_allocation = Some(now + REALLOCATE_EVERY);
         self.mark_dirty(receiver);

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use crate::stats::CoreCounters;
 use crate::{EndpointId, MeetingId};
@@ -566,8 +566,10 @@ impl SfuCore {
                 self.outputs
                     .push_back(CoreOutput::Event(SfuEvent::Connected { endpoint: id }));
             }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                return Err(GoneReason::SessionFailed);
+            // ICE "disconnected" is often transient (a busy client late with its checks); the
+            // liveness timeout decides when an endpoint is really gone.
+            Event::IceConnectionStateChange(state) => {
+                tracing::debug!(endpoint = %id, ?state, "ICE state");
             }
             Event::MediaAdded(m) if m.direction.is_receiving() => {
                 // Layers as the client listed them: lowest first, by this project's convention.
