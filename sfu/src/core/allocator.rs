@@ -178,11 +178,30 @@ impl Allocator {
             self.last_upgrade = Some(now);
             return ideal;
         }
-        // Keep what is sent; start newly shown tiles the ideal plan affords, at once.
+        // Keep what is sent; start newly shown tiles the ideal plan affords, at once. Paused
+        // tiles the plan affords resume at their lowest layer after the base hold, even while
+        // raises wait out a longer one: a lowest layer is cheap to take back, and a tile
+        // frozen for half a minute while the link has room is worse than one more pause.
+        // Priority still rules: nothing resumes while a more important tile waits for more.
+        let resume = self
+            .upgrade_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= UPGRADE_HOLD);
+        let waiting = wants
+            .iter()
+            .zip(ideal.iter().zip(&kept))
+            .filter(|(_, (i, k))| k.is_some() && i > k)
+            .map(|(w, _)| w.priority)
+            .min();
         let mut next = kept;
-        for ((n, ideal), new) in next.iter_mut().zip(&ideal).zip(new) {
+        for (((n, ideal), new), want) in next.iter_mut().zip(&ideal).zip(new).zip(wants) {
             if *new {
                 *n = *ideal;
+            } else if resume
+                && n.is_none()
+                && ideal.is_some()
+                && waiting.is_none_or(|p| want.priority <= p)
+            {
+                *n = Some(0);
             }
         }
         if cost(wants, &next) > estimate {
@@ -336,6 +355,62 @@ mod tests {
         // Without backoff this would upgrade every 4 s (10 times); with it, far less often.
         assert!(upgrades.len() <= 5, "{upgrades:?}");
         assert!(!upgrades.is_empty());
+    }
+
+    #[test]
+    fn a_paused_tile_resumes_after_the_base_hold_even_after_reversals() {
+        let t0 = Instant::now();
+        // The floor holder is shown small; two gallery tiles, one big.
+        let wants = [
+            want(Priority::Floor, 0),
+            want(Priority::Gallery, 2),
+            want(Priority::Gallery, 0),
+        ];
+        let mut a = Allocator::default();
+        let mut current = a.update(t0, 2500 * KBPS, &wants, &[None, None, None], &[true; 3]);
+        // Raises of the big gallery tile that keep failing grow the hold.
+        for step in 0..200 {
+            let now = t0 + Duration::from_millis(100 * (step + 1));
+            let estimate = if step % 40 < 30 { 2500 } else { 900 } * KBPS;
+            current = a.update(now, estimate, &wants, &current, &[false; 3]);
+        }
+        assert!(a.hold > UPGRADE_HOLD, "the hold grew: {:?}", a.hold);
+        // A squeeze pauses the gallery; then the link has room again.
+        let t1 = t0 + Duration::from_secs(30);
+        current = a.update(t1, 300 * KBPS, &wants, &current, &[false; 3]);
+        assert_eq!(current, vec![Some(0), None, None], "the gallery paused");
+        let mut resumed_at = None;
+        for step in 1..100 {
+            let now = t1 + Duration::from_millis(100 * step);
+            current = a.update(now, 2500 * KBPS, &wants, &current, &[false; 3]);
+            if current[1].is_some() && current[2].is_some() && resumed_at.is_none() {
+                resumed_at = Some(now - t1);
+            }
+        }
+        let waited = resumed_at.expect("resumed");
+        assert!(
+            waited <= UPGRADE_HOLD + Duration::from_millis(200),
+            "waited {waited:?}"
+        );
+    }
+
+    #[test]
+    fn nothing_resumes_while_a_more_important_tile_waits_for_more() {
+        let t0 = Instant::now();
+        let wants = [want(Priority::Floor, 2), want(Priority::Gallery, 0)];
+        let mut a = Allocator::default();
+        // Floor at its lowest layer, gallery paused.
+        let mut current = a.update(t0, 200 * KBPS, &wants, &[None, None], &[true, true]);
+        assert_eq!(current, vec![Some(0), None]);
+        for step in 1..100 {
+            let now = t0 + Duration::from_millis(100 * step);
+            current = a.update(now, 5000 * KBPS, &wants, &current, &[false, false]);
+            assert!(
+                current[1].is_none() || current[0] == Some(2),
+                "the gallery resumed before the floor holder got its layer: {current:?}"
+            );
+        }
+        assert_eq!(current, vec![Some(2), Some(0)]);
     }
 
     #[test]
