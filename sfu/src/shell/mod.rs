@@ -79,39 +79,33 @@ impl SfuHandle {
         meeting: MeetingId,
         offer: String,
     ) -> Result<String, SfuError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Join {
+        self.request(|reply| Command::Join {
             endpoint,
             meeting,
             offer,
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| SfuError::Unavailable)?
+        .await
     }
 
     /// See [`SfuCore::answer`].
     pub async fn answer(&self, endpoint: EndpointId, sdp: String) -> Result<(), SfuError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Answer {
+        self.request(|reply| Command::Answer {
             endpoint,
             sdp,
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| SfuError::Unavailable)?
+        .await
     }
 
     /// See [`SfuCore::candidate`].
     pub async fn candidate(&self, endpoint: EndpointId, candidate: String) -> Result<(), SfuError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Candidate {
+        self.request(|reply| Command::Candidate {
             endpoint,
             candidate,
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| SfuError::Unavailable)?
+        .await
     }
 
     /// See [`SfuCore::leave`].
@@ -126,14 +120,12 @@ impl SfuHandle {
         endpoint: EndpointId,
         view: Vec<(EndpointId, u32)>,
     ) -> Result<(), SfuError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::SetView {
+        self.request(|reply| Command::SetView {
             endpoint,
             view,
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| SfuError::Unavailable)?
+        .await
     }
 
     /// See [`SfuCore::set_media_policy`].
@@ -159,6 +151,16 @@ impl SfuHandle {
     /// The address of the SFU's UDP socket.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Sends a command that carries a reply channel, and waits for the reply.
+    async fn request<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, SfuError>>) -> Command,
+    ) -> Result<T, SfuError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(command(reply)).await?;
+        rx.await.map_err(|_| SfuError::Unavailable)?
     }
 
     async fn send(&self, command: Command) -> Result<(), SfuError> {
