@@ -22,7 +22,7 @@ const MAX_HOLD: Duration = Duration::from_secs(32);
 /// After this long without a reversal the hold is back to [`UPGRADE_HOLD`].
 const CALM: Duration = Duration::from_secs(60);
 /// Upgrades are planned within this share of the estimate, leaving headroom.
-const HEADROOM: f64 = 0.85;
+pub(crate) const HEADROOM: f64 = 0.85;
 
 /// How much a video matters to this receiver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

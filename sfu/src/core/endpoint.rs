@@ -294,6 +294,8 @@ pub(crate) struct Endpoint {
     pub(crate) addrs: Vec<SocketAddr>,
     pub(crate) next_timeout: Instant,
     pub(crate) last_receive: Instant,
+    /// The earliest of its deadlines, as filed in the core's deadline index.
+    pub(crate) deadline: Option<Instant>,
     /// The latest bandwidth estimate towards this endpoint, bits per second.
     pub(crate) estimate: Option<u64>,
     pub(crate) allocator: Allocator,
@@ -323,6 +325,7 @@ impl Endpoint {
             addrs: Vec::new(),
             next_timeout: now,
             last_receive: now,
+            deadline: None,
             estimate: None,
             allocator: Allocator::default(),
             next_allocation: None,

@@ -9,7 +9,7 @@ use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
-use super::allocator::Want;
+use super::allocator::{HEADROOM, Want};
 use super::codec::{VideoCodec, keyframe_start};
 use super::endpoint::{Budget, MAX_LAYERS, SourceTrack, TrackIn};
 use super::keyframe::Throttled;
@@ -17,8 +17,8 @@ use super::layers::{Layer, LayerDecision};
 use super::{CoreOutput, SfuCore, SfuError, SfuEvent};
 use crate::{EndpointId, MeetingId};
 
-/// Kept out of a receiver's estimate for the audio it gets (the loudest three, Opus).
-const AUDIO_RESERVE_BPS: u64 = 120_000;
+/// Kept out of a receiver's estimate for each voice it gets (Opus with its overheads).
+const AUDIO_SLOT_BPS: u64 = 40_000;
 /// While a receiver gets less than it wants, how often the estimator is asked to probe.
 const PROBE_EVERY: Duration = Duration::from_secs(3);
 /// How often a receiver's allocation is re-planned even without a new estimate.
@@ -59,6 +59,7 @@ impl SfuCore {
         }
         self.plan_slots(receiver);
         self.reallocate(now, receiver);
+        self.drain_dirty(now);
         Ok(())
     }
 
@@ -381,7 +382,12 @@ impl SfuCore {
             // estimate allows: only the estimate's own ups and downs wait for the hold.
             new.push(track.budget == Budget::Open || track.planned_for.is_none_or(|p| layer > p));
         }
-        let video_estimate = estimate.saturating_sub(AUDIO_RESERVE_BPS);
+        let audio_reserve = AUDIO_SLOT_BPS
+            * ep.slots
+                .iter()
+                .filter(|s| s.kind == MediaKind::Audio && s.source.is_some())
+                .count() as u64;
+        let video_estimate = estimate.saturating_sub(audio_reserve);
         let Some(ep) = self.endpoints.get_mut(&receiver) else {
             return;
         };
@@ -423,8 +429,9 @@ impl SfuCore {
             ep.probe_nudge += 1;
         }
         ep.rtc.bwe().set_bitrate(
-            Bitrate::bps(planned + AUDIO_RESERVE_BPS),
-            Bitrate::bps(desired + AUDIO_RESERVE_BPS + ep.probe_nudge),
+            Bitrate::bps(planned + audio_reserve),
+            // The estimate that affords it: the allocator keeps headroom below the estimate.
+            Bitrate::bps((desired as f64 / HEADROOM) as u64 + audio_reserve + ep.probe_nudge),
         );
         ep.next_allocation = Some(now + REALLOCATE_EVERY);
         self.mark_dirty(receiver);
@@ -449,7 +456,11 @@ impl SfuCore {
         };
         match throttle.request(now, kind) {
             Throttled::SendNow(kind) => self.send_keyframe_request(source, mid, layer, kind),
-            Throttled::Deferred => self.counters.keyframe_requests_coalesced += 1,
+            Throttled::Deferred => {
+                self.counters.keyframe_requests_coalesced += 1;
+                // Its deadline moved: the drain files it.
+                self.mark_dirty(source);
+            }
         }
     }
 

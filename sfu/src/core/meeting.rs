@@ -126,10 +126,13 @@ impl Meeting {
 
     fn rank_video(&mut self) {
         self.video_rank.clear();
+        // Who spoke last first, then who speaks now without having been dominant yet, then
+        // everyone else in joining order.
         let recent = self
             .speakers
             .recent()
             .iter()
+            .chain(self.speakers.speaking())
             .filter(|s| self.members.contains(s));
         for id in recent.chain(self.members.iter()) {
             let next = self.video_rank.len();
@@ -153,13 +156,16 @@ impl Meeting {
         let mut change = None;
         if self.next_evaluation.is_none_or(|t| now >= t) {
             let loudest_before = self.speakers.loudest().to_vec();
+            let speaking_before = self.speakers.speaking().to_vec();
             change = self.speakers.evaluate(now);
             self.next_evaluation = Some(now + SPEAKER_EVALUATION);
-            if change.is_some() {
+            if change.is_some()
+                || loudest_before != self.speakers.loudest()
+                || speaking_before != self.speakers.speaking()
+            {
                 self.rank_video();
                 reassign = true;
             }
-            reassign |= loudest_before != self.speakers.loudest();
         }
         AudioVerdict {
             heard: self.may_be_heard(source),

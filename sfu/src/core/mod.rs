@@ -201,6 +201,9 @@ pub struct SfuCore {
     dirty: Vec<EndpointId>,
     /// Endpoints whose slots must be re-planned before the next drain.
     slot_plans: BTreeSet<EndpointId>,
+    /// Each endpoint's next deadline (see `Endpoint::deadline`), ordered: the next timeout
+    /// and the endpoints due are found without visiting every endpoint of a big meeting.
+    deadlines: BTreeSet<(Instant, EndpointId)>,
     counters: CoreCounters,
 }
 
@@ -215,6 +218,7 @@ impl SfuCore {
             outputs: VecDeque::new(),
             dirty: Vec::new(),
             slot_plans: BTreeSet::new(),
+            deadlines: BTreeSet::new(),
             counters: CoreCounters::default(),
         }
     }
@@ -363,6 +367,9 @@ impl SfuCore {
         let Some(mut ep) = self.endpoints.remove(&id) else {
             return;
         };
+        if let Some(t) = ep.deadline {
+            self.deadlines.remove(&(t, id));
+        }
         ep.rtc.disconnect();
         for addr in &ep.addrs {
             self.by_addr.remove(addr);
@@ -438,7 +445,17 @@ impl SfuCore {
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut gone = Vec::new();
         let mut due = Vec::new();
-        for ep in self.endpoints.values_mut() {
+        let mut reallocate = Vec::new();
+        let due_endpoints: Vec<EndpointId> = self
+            .deadlines
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, id)| *id)
+            .collect();
+        for id in due_endpoints {
+            let Some(ep) = self.endpoints.get_mut(&id) else {
+                continue;
+            };
             if ep.connected && ep.silent_for(now) >= self.config.liveness_timeout {
                 gone.push((ep.id, GoneReason::Silent));
                 continue;
@@ -447,16 +464,12 @@ impl SfuCore {
                 gone.push((ep.id, GoneReason::NeverConnected));
                 continue;
             }
-            if ep.next_timeout <= now {
-                if let Err(e) = ep.rtc.handle_input(Input::Timeout(now)) {
-                    tracing::debug!(endpoint = %ep.id, error = %e, "session timeout handling failed");
-                    gone.push((ep.id, GoneReason::SessionFailed));
-                    continue;
-                }
-                if !ep.dirty {
-                    ep.dirty = true;
-                    self.dirty.push(ep.id);
-                }
+            if ep.next_timeout <= now
+                && let Err(e) = ep.rtc.handle_input(Input::Timeout(now))
+            {
+                tracing::debug!(endpoint = %ep.id, error = %e, "session timeout handling failed");
+                gone.push((ep.id, GoneReason::SessionFailed));
+                continue;
             }
             for track in &mut ep.tracks_in {
                 for (layer, throttle) in track.keyframes.iter_mut().enumerate() {
@@ -465,16 +478,18 @@ impl SfuCore {
                     }
                 }
             }
+            if ep.next_allocation.is_some_and(|t| t <= now) {
+                reallocate.push(id);
+            }
+            // Drained below; draining computes its next deadline.
+            if !ep.dirty {
+                ep.dirty = true;
+                self.dirty.push(ep.id);
+            }
         }
         for (id, mid, layer, kind) in due {
             self.send_keyframe_request(id, mid, layer, kind);
         }
-        let reallocate: Vec<EndpointId> = self
-            .endpoints
-            .values()
-            .filter(|ep| ep.next_allocation.is_some_and(|t| t <= now))
-            .map(|ep| ep.id)
-            .collect();
         for id in reallocate {
             self.reallocate(now, id);
         }
@@ -491,28 +506,42 @@ impl SfuCore {
 
     /// When [`Self::handle_timeout`] must be called next at the latest.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.endpoints
-            .values()
-            .flat_map(|ep| {
-                let liveness = if ep.connected {
-                    self.config.liveness_timeout
-                } else {
-                    self.config.connect_timeout
-                };
-                let keyframes = ep
-                    .tracks_in
-                    .iter()
-                    .flat_map(|t| t.keyframes.iter().filter_map(|k| k.deadline()));
-                [
-                    Some(ep.next_timeout),
-                    Some(ep.last_receive + liveness),
-                    ep.next_allocation,
-                ]
-                .into_iter()
-                .flatten()
-                .chain(keyframes)
-            })
-            .min()
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// Recomputes an endpoint's next deadline and files it in `deadlines`.
+    fn refresh_deadline(&mut self, id: EndpointId) {
+        let Some(ep) = self.endpoints.get_mut(&id) else {
+            return;
+        };
+        let liveness = if ep.connected {
+            self.config.liveness_timeout
+        } else {
+            self.config.connect_timeout
+        };
+        let keyframes = ep
+            .tracks_in
+            .iter()
+            .flat_map(|t| t.keyframes.iter().filter_map(|k| k.deadline()));
+        let next = [
+            Some(ep.next_timeout),
+            Some(ep.last_receive + liveness),
+            ep.next_allocation,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(keyframes)
+        .min();
+        if next == ep.deadline {
+            return;
+        }
+        if let Some(old) = ep.deadline {
+            self.deadlines.remove(&(old, id));
+        }
+        if let Some(new) = next {
+            self.deadlines.insert((new, id));
+        }
+        ep.deadline = next;
     }
 
     fn remove_gone(&mut self, now: Instant, id: EndpointId, reason: GoneReason) {
@@ -537,7 +566,7 @@ impl SfuCore {
 
     /// Polls every dirty endpoint's session until it has nothing more to say. Forwarding marks
     /// receivers dirty, so this runs until the whole meeting is quiet.
-    fn drain_dirty(&mut self, now: Instant) {
+    pub(super) fn drain_dirty(&mut self, now: Instant) {
         let mut failed = Vec::new();
         loop {
             while let Some(receiver) = self.slot_plans.pop_first() {
@@ -552,6 +581,7 @@ impl SfuCore {
             if let Err(reason) = self.drain_endpoint(now, id) {
                 failed.push((id, reason));
             }
+            self.refresh_deadline(id);
         }
         for (id, reason) in failed {
             self.remove_gone(now, id, reason);

@@ -62,6 +62,8 @@ pub(crate) struct SpeakerDetector {
     challenger: Option<(EndpointId, Instant)>,
     recent: Vec<EndpointId>,
     loudest: Vec<EndpointId>,
+    /// Of `loudest`, those above the speech threshold, loudest first.
+    speaking: Vec<EndpointId>,
     loudest_n: usize,
 }
 
@@ -73,6 +75,7 @@ impl SpeakerDetector {
             challenger: None,
             recent: Vec::new(),
             loudest: Vec::new(),
+            speaking: Vec::new(),
             loudest_n,
         }
     }
@@ -170,11 +173,21 @@ impl SpeakerDetector {
                 break;
             }
         }
+        self.speaking = ranked
+            .iter()
+            .filter(|(id, level)| *level >= SPEECH_MIN && self.loudest.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
     }
 
     /// The loudest N (as of the last evaluation), in no particular order.
     pub(crate) fn loudest(&self) -> &[EndpointId] {
         &self.loudest
+    }
+
+    /// Those of the loudest N who are speaking (as of the last evaluation), loudest first.
+    pub(crate) fn speaking(&self) -> &[EndpointId] {
+        &self.speaking
     }
 
     /// Whether `id`'s audio is among the loudest N (as of the last evaluation).
@@ -192,6 +205,7 @@ impl SpeakerDetector {
     pub(crate) fn remove(&mut self, id: EndpointId) {
         self.voices.retain(|v| v.id != id);
         self.loudest.retain(|l| *l != id);
+        self.speaking.retain(|l| *l != id);
         self.recent.retain(|r| *r != id);
         if self.dominant == Some(id) {
             self.dominant = None;

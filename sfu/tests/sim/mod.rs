@@ -6,7 +6,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -84,7 +84,8 @@ pub struct Client {
     pub keyframe_requests: Vec<(Instant, KeyframeRequest)>,
     next_timeout: Instant,
     audio_mid: Mid,
-    video_mid: Mid,
+    /// `None` for an audio-only site.
+    video_mid: Option<Mid>,
     audio_seq: u64,
     /// Simulcast layers sent (1: no simulcast).
     pub layers: usize,
@@ -121,8 +122,8 @@ impl Client {
         *self.payload_type(Codec::Vp8)
     }
 
-    /// Writes one audio packet and one video frame (a packet per layer).
-    fn write_media(&mut self, now: Instant) {
+    /// Writes one audio packet and, if `video`, one video frame (a packet per layer).
+    fn write_media(&mut self, now: Instant, video: bool) {
         self.frames += 1;
         self.audio_seq += 1;
         let audio = self.payload(MediaKind::Audio, 0, self.audio_seq, false, 80);
@@ -141,6 +142,9 @@ impl Client {
                     .ext_vals(exts),
             );
         }
+        let Some(video_mid) = self.video_mid.filter(|_| video) else {
+            return;
+        };
         let pt = self.payload_type(Codec::Vp8);
         for (layer, rid) in RIDS.iter().enumerate().take(self.layers) {
             if self.muted_layers[layer] {
@@ -155,7 +159,7 @@ impl Client {
             // Each layer has its own clock offset, as real encoders may.
             let time = (self.frames * 20 * 90) as u32 + layer as u32 * 1_000_000;
             let rid = (self.layers > 1).then(|| (*rid).into());
-            if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(self.video_mid, rid) {
+            if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(video_mid, rid) {
                 stream.write_rtp(
                     RtpWrite::new(pt, seq.into(), time, now, payload)
                         .marker(true)
@@ -232,10 +236,39 @@ pub struct Sim {
     pub dropped: usize,
     /// Packets dropped by a full bottleneck queue.
     pub queue_drops: usize,
+    /// Keep every datagram in `wire` (off for large meetings: it holds every byte).
+    pub keep_wire: bool,
+    /// Each datagram is delayed by up to this much more than the base latency, at random
+    /// (seeded), in order per destination.
+    pub jitter: Duration,
+    /// A video frame every this many 20 ms media ticks (1: 50 fps; 2: 25 fps).
+    pub video_every: u64,
     in_flight: VecDeque<(Instant, Datagram)>,
     latency: Duration,
     offers: VecDeque<(EndpointId, String)>,
-    keep_wire: bool,
+    by_addr: HashMap<SocketAddr, usize>,
+    last_arrival: HashMap<SocketAddr, Instant>,
+    rng: u64,
+    ticks: u64,
+}
+
+/// A small seeded pseudo-random generator (xorshift64*), so that runs repeat exactly.
+pub fn next_random(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// A drop rule that loses `percent` of the datagrams sent to `destinations`, chosen by a
+/// seeded generator.
+pub fn seeded_loss(destinations: Vec<SocketAddr>, percent: u64, seed: u64) -> DropRule {
+    let mut state = seed.max(1);
+    Box::new(move |d: &Datagram| {
+        destinations.contains(&d.destination) && next_random(&mut state) % 100 < percent
+    })
 }
 
 impl Sim {
@@ -260,10 +293,16 @@ impl Sim {
             drop_rule: None,
             dropped: 0,
             queue_drops: 0,
+            keep_wire: true,
+            jitter: Duration::ZERO,
+            video_every: 1,
             in_flight: VecDeque::new(),
             latency: Duration::from_millis(10),
             offers: VecDeque::new(),
-            keep_wire: true,
+            by_addr: HashMap::new(),
+            last_arrival: HashMap::new(),
+            rng: 0x5eed,
+            ticks: 0,
         }
     }
 
@@ -274,7 +313,17 @@ impl Sim {
 
     /// Adds a client that publishes audio and video in `layers` simulcast layers (1 to 3).
     pub fn join_with_layers(&mut self, meeting: i64, layers: usize) -> usize {
+        self.join_as(meeting, layers, true)
+    }
+
+    /// Adds a client that publishes audio only.
+    pub fn join_audio_only(&mut self, meeting: i64) -> usize {
+        self.join_as(meeting, 1, false)
+    }
+
+    fn join_as(&mut self, meeting: i64, layers: usize, video: bool) -> usize {
         let index = self.clients.len();
+        assert!(index < 250, "the simulator numbers clients in a byte");
         let addr = SocketAddr::from((Ipv4Addr::new(10, 0, 1, index as u8 + 1), 5000));
         let mut rtc = Rtc::builder()
             .set_rtp_mode(true)
@@ -292,7 +341,8 @@ impl Sim {
             }
             s
         });
-        let video_mid = sdp.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
+        let video_mid = video
+            .then(|| sdp.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast));
         let (offer, pending) = sdp.apply().expect("an offer for two new media");
         let id = EndpointId(100 + index as u64);
         let answer = self
@@ -327,6 +377,7 @@ impl Sim {
             muted_layers: [false; 3],
             downlink: None,
         });
+        self.by_addr.insert(addr, index);
         self.drain_core();
         self.poll_client(index);
         index
@@ -351,10 +402,12 @@ impl Sim {
             self.process_until(until);
             self.now = until;
             if until == next_media {
+                self.ticks += 1;
+                let video = self.ticks.is_multiple_of(self.video_every.max(1));
                 for i in 0..self.clients.len() {
                     let c = &mut self.clients[i];
                     if c.connected && c.publishing && c.online {
-                        c.write_media(self.now);
+                        c.write_media(self.now, video);
                         c.next_timeout = self.now;
                     }
                 }
@@ -405,17 +458,17 @@ impl Sim {
             self.wire.push((self.now, d.clone()));
         }
         let lost = self.drop_rule.as_mut().is_some_and(|rule| rule(&d));
-        let offline = self
-            .clients
+        let offline = [d.source, d.destination]
             .iter()
-            .any(|c| !c.online && (c.addr == d.source || c.addr == d.destination));
+            .filter_map(|a| self.by_addr.get(a))
+            .any(|i| !self.clients[*i].online);
         if lost || offline {
             self.dropped += 1;
             return;
         }
         let mut departs = self.now;
-        if let Some(c) = self.clients.iter_mut().find(|c| c.addr == d.destination)
-            && let Some((bps, free_at)) = &mut c.downlink
+        if let Some(i) = self.by_addr.get(&d.destination).copied()
+            && let Some((bps, free_at)) = &mut self.clients[i].downlink
         {
             // A FIFO bottleneck with a 300 ms queue: beyond it, packets are tail-dropped.
             let start = (*free_at).max(self.now);
@@ -426,7 +479,16 @@ impl Sim {
             departs = start + Duration::from_secs_f64((d.contents.len() * 8) as f64 / *bps as f64);
             *free_at = departs;
         }
-        let at = departs + self.latency;
+        let mut at = departs + self.latency;
+        if !self.jitter.is_zero() {
+            // Queueing delay that varies from packet to packet, on a link that keeps its order
+            // (a packet never overtakes the one sent before it to the same place).
+            let micros = self.jitter.as_micros() as u64;
+            at += Duration::from_micros(next_random(&mut self.rng) % (micros + 1));
+            let last = self.last_arrival.entry(d.destination).or_insert(at);
+            at = at.max(*last);
+            *last = at;
+        }
         let index = self.in_flight.partition_point(|(t, _)| *t <= at);
         self.in_flight.insert(index, (at, d));
     }
@@ -443,7 +505,7 @@ impl Sim {
             self.drain_core();
             return;
         }
-        let Some(i) = self.clients.iter().position(|c| c.addr == d.destination) else {
+        let Some(i) = self.by_addr.get(&d.destination).copied() else {
             return;
         };
         let now = self.now;
