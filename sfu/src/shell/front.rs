@@ -5,20 +5,19 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::Command;
 use super::shard::ShardMsg;
+use super::udp::{MediaSocket, RecvBuffers};
 use crate::core::SfuError;
 use crate::stats::SfuStats;
 use crate::stun;
 use crate::{EndpointId, MeetingId};
 
-/// Largest datagram read; WebRTC keeps packets under ~1,200 bytes, so anything longer is junk.
+/// Largest datagram routed; WebRTC keeps packets under ~1,200 bytes, so anything longer is
+/// junk.
 const MAX_DATAGRAM: usize = 2048;
-/// Datagrams read in one turn before commands get a look in.
-const READ_BATCH: usize = 64;
 
 /// What shards tell the front about the endpoints they own.
 #[derive(Debug)]
@@ -60,28 +59,27 @@ fn shard_of(meeting: MeetingId, shards: usize) -> usize {
 }
 
 pub(super) async fn run(
-    socket: Arc<UdpSocket>,
+    socket: Arc<MediaSocket>,
     mut commands: mpsc::Receiver<Command>,
     mut from_shards: mpsc::UnboundedReceiver<FrontMsg>,
     shards: Vec<mpsc::UnboundedSender<ShardMsg>>,
     stats: Arc<SfuStats>,
 ) {
     let mut routes = Routes::default();
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut buffers = RecvBuffers::new();
+    let mut incoming = Vec::new();
     let send = |meeting: MeetingId, msg: ShardMsg| {
         // A shard only ends when the front does.
         let _ = shards[shard_of(meeting, shards.len())].send(msg);
     };
     loop {
         tokio::select! {
-            received = socket.recv_from(&mut buf) => {
-                let Ok((n, source)) = received else { continue };
-                route(&mut routes, &stats, source, &buf[..n], &send);
-                for _ in 1..READ_BATCH {
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, source)) => route(&mut routes, &stats, source, &buf[..n], &send),
-                        Err(_) => break,
-                    }
+            received = socket.recv_batch(&mut buffers, &mut incoming) => {
+                if let Err(e) = received {
+                    tracing::debug!(error = %e, "UDP receive failed");
+                }
+                for (source, datagram) in incoming.drain(..) {
+                    route(&mut routes, &stats, source, datagram, &send);
                 }
             }
             msg = from_shards.recv() => match msg {
@@ -106,15 +104,19 @@ fn route(
     routes: &mut Routes,
     stats: &SfuStats,
     source: SocketAddr,
-    datagram: &[u8],
+    datagram: Vec<u8>,
     send: &impl Fn(MeetingId, ShardMsg),
 ) {
+    if datagram.len() > MAX_DATAGRAM {
+        stats.count_front_drop();
+        return;
+    }
     let route = match routes.by_addr.get(&source) {
         Some(r) => *r,
         None => {
             // A new address: only a STUN binding request naming an endpoint's ICE user
             // fragment introduces it. Its room's ICE agent checks the request itself.
-            let Some(r) = stun::local_ufrag(datagram).and_then(|u| routes.by_ufrag.get(u)) else {
+            let Some(r) = stun::local_ufrag(&datagram).and_then(|u| routes.by_ufrag.get(u)) else {
                 stats.count_front_drop();
                 return;
             };
@@ -128,7 +130,7 @@ fn route(
         ShardMsg::Datagram {
             meeting: route.meeting,
             source,
-            bytes: datagram.to_vec(),
+            bytes: datagram,
         },
     );
 }

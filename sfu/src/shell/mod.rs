@@ -8,6 +8,7 @@
 
 mod front;
 mod shard;
+mod udp;
 
 use std::io;
 use std::net::SocketAddr;
@@ -177,7 +178,7 @@ impl SfuHandle {
 pub async fn spawn(
     mut config: SfuConfig,
 ) -> io::Result<(SfuHandle, mpsc::UnboundedReceiver<SfuEvent>)> {
-    let socket = Arc::new(bind_udp(config.local_addr)?);
+    let socket = Arc::new(udp::MediaSocket::new(bind_udp(config.local_addr)?)?);
     let local_addr = socket.local_addr()?;
     config.local_addr = local_addr;
     for c in &mut config.candidate_addrs {

@@ -7,11 +7,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::Command;
 use super::front::FrontMsg;
+use super::udp::MediaSocket;
 use crate::core::{CoreOutput, GoneReason, SfuConfig, SfuCore, SfuError, SfuEvent};
 use crate::stats::{CoreCounters, SfuStats};
 use crate::stun;
@@ -39,7 +39,7 @@ pub(super) struct Shard {
     endpoint_room: HashMap<EndpointId, MeetingId>,
     /// Counters of rooms closed, so the totals never go backwards.
     retired: CoreCounters,
-    socket: Arc<UdpSocket>,
+    socket: Arc<MediaSocket>,
     events: mpsc::UnboundedSender<SfuEvent>,
     front: mpsc::UnboundedSender<FrontMsg>,
     stats: Arc<SfuStats>,
@@ -49,7 +49,7 @@ impl Shard {
     pub(super) fn spawn(
         index: usize,
         config: SfuConfig,
-        socket: Arc<UdpSocket>,
+        socket: Arc<MediaSocket>,
         events: mpsc::UnboundedSender<SfuEvent>,
         front: mpsc::UnboundedSender<FrontMsg>,
         stats: Arc<SfuStats>,
@@ -278,16 +278,13 @@ impl Shard {
             totals.add(&room.counters());
         }
         self.stats.store_shard(self.index, &totals);
+        let mut datagrams = Vec::with_capacity(outputs.len());
         for output in outputs {
             match output {
                 CoreOutput::Transmit {
                     destination,
                     contents,
-                } => {
-                    if let Err(e) = self.socket.send_to(&contents, destination).await {
-                        tracing::debug!(error = %e, "UDP send failed");
-                    }
-                }
+                } => datagrams.push((destination, contents)),
                 CoreOutput::Event(event) => {
                     if let SfuEvent::Gone { endpoint, .. } = &event {
                         self.forget(*endpoint);
@@ -297,5 +294,6 @@ impl Shard {
                 }
             }
         }
+        self.socket.send_all(&mut datagrams).await;
     }
 }
