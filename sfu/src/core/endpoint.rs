@@ -49,6 +49,8 @@ pub(crate) struct TrackIn {
     pub(crate) skip_epoch: u32,
     /// Whether the last packet was not forwarded.
     pub(crate) skipping: bool,
+    /// The receivers that have this track on one of their slots: whom a packet goes to.
+    pub(crate) receivers: Vec<EndpointId>,
 }
 
 /// A layer not heard from for this long is taken as no longer sent (the publisher's own
@@ -73,6 +75,7 @@ impl TrackIn {
             rates: vec![RateMeter::default(); n],
             skip_epoch: 0,
             skipping: false,
+            receivers: Vec::new(),
         }
     }
 
@@ -363,39 +366,43 @@ impl Endpoint {
 
     /// Puts exactly the sources in `wanted` (at most `cap`, most wanted first) on this
     /// endpoint's slots of `kind`. A source already on a slot stays there; the others take
-    /// the slots freed, then new slots (negotiated at the next offer). Returns whether
-    /// anything changed.
-    pub(crate) fn assign_slots(&mut self, kind: MediaKind, wanted: &[SourceTrack]) -> bool {
-        let mut changed = false;
+    /// the slots freed, then new slots (negotiated at the next offer). Appends to `removed`
+    /// and `added` the sources that left or got a slot.
+    pub(crate) fn assign_slots(
+        &mut self,
+        kind: MediaKind,
+        wanted: &[SourceTrack],
+        removed: &mut Vec<SourceTrack>,
+        added: &mut Vec<SourceTrack>,
+    ) {
+        let before = (removed.len(), added.len());
         for slot in self.slots.iter_mut().filter(|s| s.kind == kind) {
-            if slot.source.is_some_and(|s| !wanted.contains(&s)) {
+            if let Some(source) = slot.source
+                && !wanted.contains(&source)
+            {
                 slot.switch_to(None);
-                changed = true;
+                removed.push(source);
             }
         }
         for source in wanted {
-            if self.slot_index.contains_key(source) {
+            if self.slot_index.contains_key(source) && !removed.contains(source) {
                 continue;
             }
-            changed = true;
+            added.push(*source);
             match self
                 .slots
                 .iter()
                 .position(|s| s.kind == kind && s.source.is_none())
             {
-                Some(free) => {
-                    self.slots[free].switch_to(Some(*source));
-                    self.slot_index.insert(*source, free);
-                }
+                Some(free) => self.slots[free].switch_to(Some(*source)),
                 None => {
                     let mut slot = Slot::new(kind, self.slots.len());
                     slot.source = Some(*source);
-                    self.slot_index.insert(*source, self.slots.len());
                     self.slots.push(slot);
                 }
             }
         }
-        if changed {
+        if (removed.len(), added.len()) != before {
             self.slot_index = self
                 .slots
                 .iter()
@@ -404,7 +411,6 @@ impl Endpoint {
                 .collect();
             self.slots_changed = true;
         }
-        changed
     }
 
     /// Each slot that has a mid, with its kind and source: what the client needs to know to

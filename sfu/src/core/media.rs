@@ -115,14 +115,38 @@ impl SfuCore {
         let Some(ep) = self.endpoints.get_mut(&receiver) else {
             return;
         };
-        let video_changed = ep.assign_slots(MediaKind::Video, &video);
-        let audio_changed = ep.assign_slots(MediaKind::Audio, &audio);
-        if video_changed || audio_changed {
-            self.mark_dirty(receiver);
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        ep.assign_slots(MediaKind::Video, &video, &mut removed, &mut added);
+        let video_changed = !removed.is_empty() || !added.is_empty();
+        ep.assign_slots(MediaKind::Audio, &audio, &mut removed, &mut added);
+        if removed.is_empty() && added.is_empty() {
+            return;
         }
+        for source in removed {
+            if let Some(track) = self.track_in_mut(source) {
+                track.receivers.retain(|r| *r != receiver);
+            }
+        }
+        for source in added {
+            if let Some(track) = self.track_in_mut(source)
+                && !track.receivers.contains(&receiver)
+            {
+                track.receivers.push(receiver);
+            }
+        }
+        self.mark_dirty(receiver);
         if video_changed {
             self.reallocate(now, receiver);
         }
+    }
+
+    /// A published track.
+    pub(super) fn track_in_mut(&mut self, (source, mid): SourceTrack) -> Option<&mut TrackIn> {
+        self.endpoints
+            .get_mut(&source)?
+            .tracks_in
+            .iter_mut()
+            .find(|t| t.mid == mid)
     }
 
     /// A new track from `id`: offer it to every other endpoint of the meeting.
@@ -226,12 +250,11 @@ impl SfuCore {
             abs_capture_time: packet.header.ext_vals.abs_capture_time,
             ..Default::default()
         };
+        // Only the receivers that have this track on a slot; the list is put back below.
+        let receivers = std::mem::take(&mut track_in.receivers);
         // Layers some receiver waits for a keyframe of (a bit set: at most MAX_LAYERS).
         let mut keyframes_wanted = 0u8;
-        for receiver_id in &meeting.members {
-            if *receiver_id == source {
-                continue;
-            }
+        for receiver_id in &receivers {
             let Some(receiver) = self.endpoints.get_mut(receiver_id) else {
                 continue;
             };
@@ -322,6 +345,9 @@ impl SfuCore {
                 receiver.dirty = true;
                 self.dirty.push(*receiver_id);
             }
+        }
+        if let Some(track) = self.track_in_mut((source, mid)) {
+            track.receivers = receivers;
         }
         for l in 0..MAX_LAYERS as Layer {
             if keyframes_wanted & (1 << l) != 0 {

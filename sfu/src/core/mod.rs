@@ -370,6 +370,11 @@ impl SfuCore {
         if let Some(t) = ep.deadline {
             self.deadlines.remove(&(t, id));
         }
+        for source in ep.slots.iter().filter_map(|s| s.source) {
+            if let Some(track) = self.track_in_mut(source) {
+                track.receivers.retain(|r| *r != id);
+            }
+        }
         ep.rtc.disconnect();
         for addr in &ep.addrs {
             self.by_addr.remove(addr);
