@@ -493,3 +493,85 @@ impl Endpoint {
         now.saturating_duration_since(self.last_receive)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint() -> Endpoint {
+        let now = Instant::now();
+        Endpoint::new(EndpointId(1), MeetingId(1), Rtc::new(now), now)
+    }
+
+    fn source(id: u64) -> SourceTrack {
+        (EndpointId(id), Mid::from("1"))
+    }
+
+    /// Which source each video slot carries, in slot order.
+    fn video(ep: &Endpoint) -> Vec<Option<u64>> {
+        ep.slots
+            .iter()
+            .filter(|s| s.kind == MediaKind::Video)
+            .map(|s| s.source.map(|(e, _)| e.0))
+            .collect()
+    }
+
+    fn assign(ep: &mut Endpoint, ids: &[u64]) -> (Vec<SourceTrack>, Vec<SourceTrack>) {
+        let wanted: Vec<SourceTrack> = ids.iter().map(|i| source(*i)).collect();
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        ep.assign_slots(MediaKind::Video, &wanted, &mut removed, &mut added);
+        (removed, added)
+    }
+
+    #[test]
+    fn sources_keep_their_slots_and_freed_slots_are_reused_before_new_ones() {
+        let mut ep = endpoint();
+        assign(&mut ep, &[2, 3, 4]);
+        assert_eq!(video(&ep), [Some(2), Some(3), Some(4)]);
+        assert!(ep.slots.iter().all(|s| s.state == SlotState::ToOpen));
+
+        // 3 goes, 5 comes: 5 takes 3's slot; 2 and 4 do not move.
+        let (removed, added) = assign(&mut ep, &[4, 5, 2]);
+        assert_eq!(video(&ep), [Some(2), Some(5), Some(4)]);
+        assert_eq!((removed, added), (vec![source(3)], vec![source(5)]));
+        assert_eq!(ep.slot_of(EndpointId(5), Mid::from("1")), Some(1));
+        assert_eq!(ep.slot_of(EndpointId(3), Mid::from("1")), None);
+        assert!(
+            ep.slots[1].rebase,
+            "the new source continues the slot's stream"
+        );
+
+        // Nothing changes: nothing is reported, and no slot is touched.
+        ep.slots_changed = false;
+        assert_eq!(assign(&mut ep, &[2, 4, 5]), (vec![], vec![]));
+        assert!(!ep.slots_changed);
+
+        // Fewer wanted: slots fall idle but stay; more wanted later: idle ones first.
+        assign(&mut ep, &[2]);
+        assert_eq!(video(&ep), [Some(2), None, None]);
+        assign(&mut ep, &[2, 6, 7, 8]);
+        assert_eq!(video(&ep), [Some(2), Some(6), Some(7), Some(8)]);
+        assert_eq!(ep.slots.len(), 4, "one new slot, only when all were busy");
+    }
+
+    #[test]
+    fn offers_carry_new_slots_once_and_garbage_answers_leave_the_offer_pending() {
+        let mut ep = endpoint();
+        assign(&mut ep, &[2]);
+        let offer = ep.offer_if_needed().expect("a new slot is offered");
+        assert!(offer.contains("m=video"), "{offer}");
+        assert!(ep.offer_if_needed().is_none(), "one offer at a time");
+        let mapping = ep.slot_mapping();
+        assert_eq!(mapping.len(), 1);
+        assert_eq!(mapping[0].2, Some(EndpointId(2)));
+        assert!(matches!(
+            ep.accept_answer("not sdp"),
+            Err(SfuError::BadSdp(_))
+        ));
+        assert!(matches!(ep.slots[0].state, SlotState::Opening(_)));
+        assert!(
+            ep.offer_if_needed().is_none(),
+            "still waiting for the real answer"
+        );
+    }
+}
