@@ -146,22 +146,33 @@ fn broadcast_to_213_sites_in_floor_mode() {
     let steady = sim.now;
     sim.run_for(3 * SECOND);
 
-    // Every site but the thin ones gets the chair's top layer and the floor holder's middle
-    // one, both flowing, and nothing else; and it gets them on two video and two audio slots.
+    // Every site but the thin ones gets the chair and the floor holder, both flowing, and
+    // nothing else; sites on clean links get exactly the chair's top layer and the floor
+    // holder's middle one. On lossy links the estimator may hold back (loss keeps it from
+    // growing): there, a steady layer of at least the middle one for the chair.
     let mut starved = Vec::new();
     for &s in sites.iter().filter(|s| !thin.contains(s)) {
         let video = sources_since(&sim, s, MediaKind::Video, steady);
         assert_eq!(video, BTreeSet::from([chair, holder]), "site {s} sees");
-        assert_eq!(
-            layers_of(&sim, s, chair, steady).0,
-            BTreeSet::from([2]),
-            "site {s}: chair layer"
-        );
-        assert_eq!(
-            layers_of(&sim, s, holder, steady).0,
-            BTreeSet::from([1]),
-            "site {s}: floor holder layer"
-        );
+        let (chair_layers, chair_switches) = layers_of(&sim, s, chair, steady);
+        let (holder_layers, holder_switches) = layers_of(&sim, s, holder, steady);
+        if lossy.contains(&s) {
+            assert!(
+                chair_layers.iter().all(|l| *l >= 1),
+                "lossy site {s}: chair layers {chair_layers:?}"
+            );
+            assert!(
+                chair_switches + holder_switches <= 2,
+                "lossy site {s} flaps: {chair_switches} + {holder_switches} switches"
+            );
+        } else {
+            assert_eq!(chair_layers, BTreeSet::from([2]), "site {s}: chair layer");
+            assert_eq!(
+                holder_layers,
+                BTreeSet::from([1]),
+                "site {s}: floor holder layer"
+            );
+        }
         let frames = received_since(&sim, s, MediaKind::Video, steady)
             .iter()
             .filter(|r| usize::from(r.origin) == chair)

@@ -3,7 +3,8 @@
 //! Priority first: the floor holder and the chair get what they want before any active speaker
 //! gets anything, and active speakers before the gallery. Within a class every track first gets
 //! its lowest layer, then the class is upgraded towards what each tile wants. So when the link
-//! shrinks, gallery tiles pause before the floor holder loses a single layer.
+//! shrinks, gallery tiles pause before the floor holder loses a single layer; and the floor
+//! (chair and floor holder) is never paused: its lowest layer goes even over the estimate.
 //!
 //! Stability: a shortfall (what is being sent no longer fits the estimate) is corrected at once;
 //! an upgrade waits until the estimate has allowed it for [`UPGRADE_HOLD`], so layers do not flap
@@ -64,10 +65,13 @@ pub(crate) fn allocate(budget: u64, wants: &[Want]) -> Allocation {
     order.sort_by_key(|i| wants[*i].priority);
     for class in order.chunk_by(|a, b| wants[*a].priority == wants[*b].priority) {
         for &i in class {
-            if let Some(&rate) = wants[i].rates.first()
-                && rate <= left
-            {
-                left -= rate;
+            let Some(&rate) = wants[i].rates.first() else {
+                continue;
+            };
+            // The floor is never dark: its lowest layer goes even beyond the estimate (the
+            // estimator then sees the real rate), and nothing else gets anything.
+            if rate <= left || wants[i].priority == Priority::Floor {
+                left = left.saturating_sub(rate);
                 out[i] = Some(0);
             }
         }
@@ -255,7 +259,11 @@ mod tests {
             allocate(600 * KBPS, &wants),
             vec![None, Some(1), None, None]
         );
-        assert_eq!(allocate(100 * KBPS, &wants), vec![None, None, None, None]);
+        // The floor is never dark: its lowest layer goes even when it does not fit.
+        assert_eq!(
+            allocate(100 * KBPS, &wants),
+            vec![None, Some(0), None, None]
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ use crate::{EndpointId, MeetingId};
 
 /// Kept out of a receiver's estimate for each voice it gets (Opus with its overheads).
 const AUDIO_SLOT_BPS: u64 = 40_000;
+/// The estimator is asked to find this much more than the tiles need.
+const PROBE_MARGIN: f64 = 1.25;
 /// While a receiver gets less than it wants, how often the estimator is asked to probe.
 const PROBE_EVERY: Duration = Duration::from_secs(3);
 /// How often a receiver's allocation is re-planned even without a new estimate.
@@ -456,8 +458,12 @@ impl SfuCore {
         }
         ep.rtc.bwe().set_bitrate(
             Bitrate::bps(planned + audio_reserve),
-            // The estimate that affords it: the allocator keeps headroom below the estimate.
-            Bitrate::bps((desired as f64 / HEADROOM) as u64 + audio_reserve + ep.probe_nudge),
+            // The estimate that affords it with room to spare: the allocator keeps headroom
+            // below the estimate, and an estimate that settles just at the need would pause
+            // and resume tiles with its every wobble.
+            Bitrate::bps(
+                (desired as f64 * PROBE_MARGIN / HEADROOM) as u64 + audio_reserve + ep.probe_nudge,
+            ),
         );
         ep.next_allocation = Some(now + REALLOCATE_EVERY);
         self.mark_dirty(receiver);
