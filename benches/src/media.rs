@@ -454,7 +454,7 @@ mod tests {
     fn levels_follow_the_talk_spurts() {
         let levels = frame_levels(&speech_pcm());
         assert_eq!(levels.len(), 500);
-        assert!(levels[10] < 30, "speech is loud: {}", levels[10]);
+        assert!(levels[10] < 45, "speech is loud: {}", levels[10]);
         assert!(levels[200] > 60, "silence is quiet: {}", levels[200]);
     }
 }

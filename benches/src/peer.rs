@@ -284,7 +284,7 @@ impl Peer {
             let ssrc = random_ssrc();
             peer.audio_ssrc = ssrc;
             let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-                format!("{name}"),
+                name.to_string(),
                 format!("{name}-audio"),
                 format!("{name}-audio"),
                 RtpCodecKind::Audio,
@@ -382,6 +382,9 @@ impl Peer {
     }
 
     async fn set_remote(&self, desc: RTCSessionDescription) -> Result<()> {
+        if std::env::var_os("LOADGEN_DUMP_SDP").is_some() {
+            eprintln!("loadgen: remote {:?}:\n{}", desc.sdp_type, desc.sdp);
+        }
         if let Some(id) = extmap_id(&desc.sdp, ext::ABS_CAPTURE_TIME) {
             self.abs_id.store(id, Ordering::Relaxed);
         }
