@@ -85,6 +85,9 @@ pub struct Cli {
     /// sent them, or when a subscriber got no video (the smoke run uses 0.8).
     #[arg(long)]
     pub min_delivery: Option<f64>,
+    /// Print the results file (`--out`) as a Markdown table and exit.
+    #[arg(long)]
+    pub table: bool,
 }
 
 fn main() -> ExitCode {
@@ -110,6 +113,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<bool> {
+    if cli.table {
+        let text = std::fs::read_to_string(&cli.out)
+            .with_context(|| format!("reading {}", cli.out.display()))?;
+        let results: Vec<serde_json::Value> = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a JSON array", cli.out.display()))?;
+        print!("{}", scenario::markdown_table(&results));
+        return Ok(true);
+    }
     if let Some(m) = cli.min_delivery
         && !(0.0..=1.0).contains(&m)
     {

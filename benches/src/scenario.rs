@@ -538,3 +538,49 @@ pub fn merge_into(path: &Path, results: Vec<Value>) -> Result<()> {
     std::fs::write(path, serde_json::to_string_pretty(&all)? + "\n")
         .with_context(|| format!("writing {}", path.display()))
 }
+
+/// The results as a Markdown table (for BENCHMARKS.md).
+pub fn markdown_table(results: &[Value]) -> String {
+    let cols: [(&str, &str); 14] = [
+        ("scenario", "scenario"),
+        ("sfu", "SFU"),
+        ("endpoints", "endpoints"),
+        ("duration_s", "window (s)"),
+        ("forwarded_packets", "packets received"),
+        ("cpu_share_of_one_core", "SFU CPU (cores)"),
+        ("cpu_us_per_forwarded_packet", "SFU CPU µs/packet"),
+        ("latency_p50_ms", "latency p50 (ms)"),
+        ("latency_p99_ms", "latency p99 (ms)"),
+        ("loss_ratio", "loss"),
+        ("rss_bytes_per_endpoint", "SFU RSS/endpoint (B)"),
+        ("min_receiver_fps", "min fps (sent)"),
+        ("freezes", "freezes"),
+        ("generator_cpu_share_of_one_core", "generator CPU (cores)"),
+    ];
+    let mut out = String::new();
+    out.push_str(&format!(
+        "| {} |\n",
+        cols.iter().map(|c| c.1).collect::<Vec<_>>().join(" | ")
+    ));
+    out.push_str(&format!("|{}\n", " --- |".repeat(cols.len())));
+    for r in results {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|(k, _)| {
+                let v = &r[*k];
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Null => "–".into(),
+                    other => other.to_string(),
+                };
+                if *k == "min_receiver_fps" {
+                    format!("{s} ({})", r["sent_fps"])
+                } else {
+                    s
+                }
+            })
+            .collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    out
+}
