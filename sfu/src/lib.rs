@@ -20,6 +20,7 @@ mod test_bytes;
 
 pub use crate::core::{
     AudioMode, CoreOutput, GoneReason, MediaPolicy, SfuConfig, SfuCore, SfuError, SfuEvent,
+    SlotInfo, SlotKind,
 };
 pub use crate::ids::{EndpointId, MeetingId};
 pub use crate::shell::{SfuHandle, spawn};

@@ -30,6 +30,7 @@ fn on_a_thin_link_the_gallery_pauses_and_the_floor_holder_keeps_its_picture() {
     let gallery: Vec<usize> = (0..3).map(|_| sim.join_with_layers(1, 3)).collect();
     let commune = sim.join(1);
     sim.core.set_media_policy(
+        sim.now,
         MeetingId(1),
         MediaPolicy {
             mode: AudioMode::Floor,

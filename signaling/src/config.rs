@@ -64,6 +64,11 @@ pub struct Config {
     /// Credential for the TURN servers in `--ice-server`.
     #[arg(long, env = "BRIDGE_TURN_CREDENTIAL")]
     pub turn_credential: Option<String>,
+
+    /// Bearer token for the moderation API (`POST /api/meetings/{id}/policy`). Without it the
+    /// moderation API is off. Interim: accounts and roles replace it.
+    #[arg(long, env = "BRIDGE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 impl Config {
@@ -111,6 +116,7 @@ impl Config {
             ice_servers: Vec::new(),
             turn_username: None,
             turn_credential: None,
+            admin_token: None,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::{ServeDir, ServeFile};
@@ -28,6 +28,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/meetings", get(meetings))
+        .route(
+            "/api/meetings/{id}/policy",
+            post(crate::moderation::set_policy),
+        )
         .route("/ws", get(ws))
         .fallback_service(ServeDir::new(web_root).fallback(index))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
@@ -45,16 +49,40 @@ async fn ws(upgrade: WebSocketUpgrade, State(state): State<AppState>) -> Respons
         .on_upgrade(move |socket| crate::ws::session(socket, state))
 }
 
-/// An API error: a stable code and a human message, as JSON.
+/// An API error: a stable code and a human message, as JSON, with its HTTP status.
 #[derive(Debug, serde::Serialize)]
-struct ApiError {
-    code: &'static str,
-    message: String,
+pub struct ApiError {
+    #[serde(skip)]
+    status: StatusCode,
+    /// Stable, machine-readable code.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: String) -> Self {
+        Self {
+            status,
+            code,
+            message,
+        }
+    }
+
+    /// A server-side failure; the details go to the log, not to the client.
+    pub fn internal(message: &str) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            message.into(),
+        )
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (StatusCode::INTERNAL_SERVER_ERROR, Json(self)).into_response()
+        (self.status, Json(self)).into_response()
     }
 }
 
@@ -63,10 +91,7 @@ async fn meetings(State(state): State<AppState>) -> Result<Response, ApiError> {
         Ok(list) => Ok(Json(list).into_response()),
         Err(e) => {
             tracing::error!(error = %e, "listing meetings failed");
-            Err(ApiError {
-                code: "internal",
-                message: "the meetings could not be read".into(),
-            })
+            Err(ApiError::internal("the meetings could not be read"))
         }
     }
 }

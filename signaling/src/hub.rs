@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sfu::{EndpointId, SfuEvent, SfuHandle};
+use sfu::{EndpointId, SfuEvent, SfuHandle, SlotKind};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::protocol::{MeetingInfo, ParticipantInfo, ServerMsg};
+use crate::protocol::{MeetingInfo, ParticipantInfo, ServerMsg, SlotMsg};
 
 /// How many messages may wait for a slow client before it is disconnected.
 pub const OUTBOX_CAPACITY: usize = 256;
@@ -187,6 +187,21 @@ impl HubState {
                     recent: recent.iter().map(|e| e.0).collect(),
                 };
                 self.broadcast(meeting.0, 0, msg).await;
+            }
+            HubMsg::Sfu(SfuEvent::Slots { endpoint, slots }) => {
+                let slots = slots
+                    .into_iter()
+                    .map(|s| SlotMsg {
+                        mid: s.mid,
+                        kind: match s.kind {
+                            SlotKind::Audio => "audio",
+                            SlotKind::Video => "video",
+                        }
+                        .into(),
+                        participant: s.source.map(|e| e.0),
+                    })
+                    .collect();
+                self.send_to(endpoint.0, ServerMsg::Slots { slots }).await;
             }
             HubMsg::Sfu(SfuEvent::Connected { endpoint }) => {
                 tracing::debug!(participant = endpoint.0, "media connected");

@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod hub;
+pub mod moderation;
 pub mod protocol;
 pub mod tls;
 mod ws;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub ice_servers: Arc<Vec<IceServer>>,
     /// The built web client.
     pub web_root: PathBuf,
+    /// The moderation API's bearer token, if it is on.
+    pub admin_token: Option<Arc<str>>,
 }
 
 /// Errors while starting.
@@ -87,5 +90,10 @@ pub async fn start(config: &Config) -> Result<AppState, StartError> {
         sfu,
         ice_servers: Arc::new(config.ice_servers()),
         web_root: config.web_root.clone(),
+        admin_token: config
+            .admin_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(Arc::from),
     })
 }

@@ -183,7 +183,7 @@ impl ClientMsg {
 /// A participant as others see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantInfo {
-    /// Its id; its media streams are named `p<id>`.
+    /// Its id (also in `slots` and `speakers` messages).
     pub id: u64,
     /// Display name.
     pub name: String,
@@ -209,6 +209,17 @@ pub struct IceServer {
     /// TURN credential.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+}
+
+/// One receive slot in a `slots` message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotMsg {
+    /// The m-line's mid.
+    pub mid: String,
+    /// `"audio"` or `"video"`.
+    pub kind: String,
+    /// Whose media it carries now; `null` when idle.
+    pub participant: Option<u64>,
 }
 
 /// A message to a client.
@@ -252,6 +263,13 @@ pub enum ServerMsg {
         dominant: u64,
         /// Recent speakers, most recent (the dominant one) first.
         recent: Vec<u64>,
+    },
+    /// What each of the client's receive slots (m-lines, by mid) carries now. The SFU
+    /// switches sources onto a bounded set of slots; the client shows a slot's track in the
+    /// tile of its participant. Sent whenever the mapping changes.
+    Slots {
+        /// Every slot with a mid.
+        slots: Vec<SlotMsg>,
     },
     /// A request failed; the session goes on unless the server closes it.
     Error {

@@ -26,12 +26,17 @@ impl Drop for Server {
 }
 
 async fn start_server(name: &str) -> Server {
+    start_server_with(name, |_| {}).await
+}
+
+async fn start_server_with(name: &str, configure: impl FnOnce(&mut Config)) -> Server {
     let dir = std::env::temp_dir().join(format!("bridge-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let web = dir.join("web");
     std::fs::create_dir_all(&web).expect("temp dir");
     std::fs::write(web.join("index.html"), "<!doctype html><title>test</title>").expect("index");
-    let config = Config::for_test(dir.join("data"), web);
+    let mut config = Config::for_test(dir.join("data"), web);
+    configure(&mut config);
     let state = signaling::start(&config).await.expect("server starts");
     let media = state.sfu.local_addr();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -86,8 +91,23 @@ async fn expect_error(ws: &mut Ws, code: &str) -> serde_json::Value {
 }
 
 async fn http_get(server: &Server, path: &str) -> (u16, String) {
+    http_request(server, "GET", path, "", "").await
+}
+
+/// One HTTP/1.1 request; `headers` are extra header lines, each ending in CRLF.
+async fn http_request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
     let mut s = TcpStream::connect(server.http).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     s.write_all(req.as_bytes()).await.expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).await.expect("read");
@@ -230,6 +250,55 @@ async fn garbage_udp_at_the_media_port_is_dropped_and_counted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(dropped, 100, "every garbage datagram is counted, once");
+    let (status, _) = http_get(&server, "/healthz").await;
+    assert_eq!(status, 200, "still serving");
+}
+
+#[tokio::test]
+async fn the_moderation_api_wants_its_token_and_a_valid_policy() {
+    let off = start_server("moderation-off").await;
+    let policy = r#"{"mode":"floor","chair":1,"floor_holder":2,"last_n":9}"#;
+    let (status, body) = http_request(&off, "POST", "/api/meetings/1/policy", "", policy).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("moderation_disabled"), "{body}");
+
+    let server = start_server_with("moderation", |c| {
+        c.admin_token = Some("s3cret".into());
+    })
+    .await;
+    let auth = "Authorization: Bearer s3cret\r\n";
+    let cases = [
+        ("", policy, 401, "unauthorized"),
+        (
+            "Authorization: Bearer wrong\r\n",
+            policy,
+            401,
+            "unauthorized",
+        ),
+        (auth, r#"{"mode":"loud"}"#, 400, "invalid_body"),
+        (
+            auth,
+            r#"{"mode":"open","last_n":1000000}"#,
+            400,
+            "invalid_body",
+        ),
+        (auth, "{", 400, "invalid_body"),
+    ];
+    for (headers, body, want, code) in cases {
+        let (status, reply) =
+            http_request(&server, "POST", "/api/meetings/1/policy", headers, body).await;
+        assert_eq!(status, want, "{body}: {reply}");
+        let reply: serde_json::Value = serde_json::from_str(&reply).expect("a JSON error");
+        assert_eq!(reply["code"], code);
+        assert!(reply["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let (status, reply) =
+        http_request(&server, "POST", "/api/meetings/999/policy", auth, policy).await;
+    assert_eq!(status, 404, "{reply}");
+    assert!(reply.contains("unknown_meeting"), "{reply}");
+    let (status, reply) =
+        http_request(&server, "POST", "/api/meetings/1/policy", auth, policy).await;
+    assert_eq!(status, 204, "{reply}");
     let (status, _) = http_get(&server, "/healthz").await;
     assert_eq!(status, 200, "still serving");
 }

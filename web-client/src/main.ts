@@ -142,7 +142,8 @@ async function join(): Promise<void> {
     participantJoined: (id, who) => grid.setName(id, who),
     participantLeft: (id) => grid.remove(id),
     dominantSpeaker: (id) => grid.setSpeaking(id),
-    remoteStream: (id, remote) => grid.setStream(id, remote),
+    remoteVideo: (id, track) => grid.setVideo(id, track),
+    remoteAudio: (mid, track) => grid.addAudio(mid, track),
     connectionState(state) {
       if (state === 'connected') setStatus('connected');
       else if (state === 'failed') setStatus('mediaConnectionFailed', {}, true);
@@ -192,7 +193,7 @@ leaveButton.addEventListener('click', () => {
 });
 
 grid.onAutoplayBlocked = () => setStatus('clickForSound');
-meetingPage.addEventListener('click', () => grid.unmuteAll());
+meetingPage.addEventListener('click', () => grid.resumeAudio());
 window.addEventListener('pagehide', () => session?.leave());
 
 applyTranslations();

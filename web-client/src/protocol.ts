@@ -18,6 +18,18 @@ export interface ViewTile {
   height: number;
 }
 
+/**
+ * One receive slot: an m-line (by mid) onto which the SFU switches whichever participant this
+ * client should get now. A meeting of 213 sites needs only a few audio slots (the loudest
+ * voices) and one video slot per tile shown.
+ */
+export interface SlotInfo {
+  mid: string;
+  kind: 'audio' | 'video';
+  /** Whose media the slot carries now; null when idle. */
+  participant: number | null;
+}
+
 export type ClientMsg =
   | { type: 'join'; meeting: number; name: string }
   | { type: 'offer'; sdp: string }
@@ -39,6 +51,7 @@ export type ServerMsg =
   | { type: 'participant_joined'; participant: ParticipantInfo }
   | { type: 'participant_left'; id: number }
   | { type: 'speakers'; dominant: number; recent: number[] }
+  | { type: 'slots'; slots: SlotInfo[] }
   | { type: 'error'; code: string; message: string };
 
 /** Serializes a client message with the version field. */
@@ -58,10 +71,4 @@ export function decode(text: string): ServerMsg | null {
   const msg = value as { v?: unknown; type?: unknown };
   if (msg.v !== VERSION || typeof msg.type !== 'string') return null;
   return value as ServerMsg;
-}
-
-/** The participant id in a remote stream id (`"p9"` → 9), or null. */
-export function streamOwner(streamId: string): number | null {
-  const m = /^p(\d+)$/.exec(streamId);
-  return m?.[1] === undefined ? null : Number(m[1]);
 }

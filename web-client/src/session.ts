@@ -1,11 +1,12 @@
 // One stay in a meeting: the WebSocket to the bridge and the one RTCPeerConnection.
 //
 // The client offers once (its own camera and microphone); the server offers every later change
-// (others' tracks added or stopped) and the client answers. Signaling messages are handled
-// strictly one at a time, in arrival order, on a promise chain.
+// (receive slots added) and the client answers. Which participant each receive slot carries is
+// told by `slots` messages: the SFU switches participants onto a bounded set of m-lines.
+// Signaling messages are handled strictly one at a time, in arrival order, on a promise chain.
 
-import { decode, encode, streamOwner } from './protocol';
-import type { ClientMsg, MeetingInfo, ServerMsg, ViewTile } from './protocol';
+import { decode, encode } from './protocol';
+import type { ClientMsg, MeetingInfo, ServerMsg, SlotInfo, ViewTile } from './protocol';
 
 /**
  * The simulcast layers the camera is sent in, lowest first (the order the SFU relies on). The
@@ -23,7 +24,10 @@ export interface SessionHandlers {
   participantLeft(id: number): void;
   /** The SFU detected a new dominant speaker. */
   dominantSpeaker(id: number): void;
-  remoteStream(id: number, stream: MediaStream): void;
+  /** The video to show in participant `id`'s tile now (null: none arrives for it). */
+  remoteVideo(id: number, track: MediaStreamTrack | null): void;
+  /** A new audio slot: play it (the SFU decides whose voice it carries). */
+  remoteAudio(mid: string, track: MediaStreamTrack): void;
   connectionState(state: RTCPeerConnectionState): void;
   serverError(code: string, message: string): void;
   signalingFailed(detail: string): void;
@@ -37,6 +41,7 @@ export interface BridgeDebug {
   readonly participantId: number | null;
   readonly participants: Map<number, string>;
   readonly trackOwner: Map<string, number>;
+  readonly slots: Map<string, SlotInfo>;
 }
 
 declare global {
@@ -50,8 +55,16 @@ export class Session implements BridgeDebug {
   participantId: number | null = null;
   /** Everyone else in the meeting: id → display name. */
   readonly participants = new Map<number, string>();
-  /** Remote track id → the participant who sends it. */
+  /** Remote track id → the participant whose media it carries now. */
   readonly trackOwner = new Map<string, number>();
+  /** Receive slots by mid, as the server last described them. */
+  readonly slots = new Map<string, SlotInfo>();
+  /** Remote tracks by the mid of their transceiver. */
+  private readonly slotTracks = new Map<string, MediaStreamTrack>();
+  /** Audio slots already handed to the page. */
+  private readonly playing = new Set<string>();
+  /** The video track each participant's tile shows now. */
+  private readonly shown = new Map<number, MediaStreamTrack>();
 
   private readonly ws: WebSocket;
   private chain: Promise<void> = Promise.resolve();
@@ -145,6 +158,11 @@ export class Session implements BridgeDebug {
       case 'speakers':
         this.on.dominantSpeaker(msg.dominant);
         break;
+      case 'slots':
+        this.slots.clear();
+        for (const slot of msg.slots) this.slots.set(slot.mid, slot);
+        this.applySlots();
+        break;
       case 'error':
         this.on.serverError(msg.code, msg.message);
         break;
@@ -177,14 +195,38 @@ export class Session implements BridgeDebug {
   }
 
   private onTrack(ev: RTCTrackEvent): void {
-    const stream = ev.streams[0];
-    const owner = stream ? streamOwner(stream.id) : null;
-    if (!stream || owner === null) {
-      console.warn('bridge: a remote track without a participant stream', ev.track.id);
+    const mid = ev.transceiver.mid;
+    if (mid === null) {
+      console.warn('bridge: a remote track without a mid', ev.track.id);
       return;
     }
-    this.trackOwner.set(ev.track.id, owner);
-    if (!this.gone.has(owner) && owner !== this.participantId) this.on.remoteStream(owner, stream);
+    this.slotTracks.set(mid, ev.track);
+    this.applySlots();
+  }
+
+  /** Routes every slot's track to where it shows: a participant's tile, or an audio player. */
+  private applySlots(): void {
+    this.trackOwner.clear();
+    const video = new Map<number, MediaStreamTrack>();
+    for (const [mid, track] of this.slotTracks) {
+      const slot = this.slots.get(mid);
+      if (track.kind === 'audio' && !this.playing.has(mid)) {
+        this.playing.add(mid);
+        this.on.remoteAudio(mid, track);
+      }
+      const owner = slot?.participant ?? null;
+      if (owner === null || this.gone.has(owner) || owner === this.participantId) continue;
+      this.trackOwner.set(track.id, owner);
+      if (slot?.kind === 'video' && track.kind === 'video') video.set(owner, track);
+    }
+    for (const [owner, track] of video) {
+      if (this.shown.get(owner) !== track) this.on.remoteVideo(owner, track);
+    }
+    for (const owner of this.shown.keys()) {
+      if (!video.has(owner) && !this.gone.has(owner)) this.on.remoteVideo(owner, null);
+    }
+    this.shown.clear();
+    for (const [owner, track] of video) this.shown.set(owner, track);
   }
 
   private addParticipant(id: number, name: string): void {
@@ -200,6 +242,7 @@ export class Session implements BridgeDebug {
     for (const [track, owner] of this.trackOwner) {
       if (owner === id) this.trackOwner.delete(track);
     }
+    this.shown.delete(id);
     this.on.participantLeft(id);
   }
 
@@ -212,6 +255,10 @@ export class Session implements BridgeDebug {
     this.pc?.close();
     this.participants.clear();
     this.trackOwner.clear();
+    this.slots.clear();
+    this.slotTracks.clear();
+    this.playing.clear();
+    this.shown.clear();
   }
 }
 

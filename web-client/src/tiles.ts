@@ -1,4 +1,5 @@
-// The grid of video tiles: one for the local preview, one per remote participant.
+// The grid of video tiles: one for the local preview, one per remote participant; and the
+// hidden players of the audio slots (the SFU decides whose voices they carry).
 
 import { t } from './i18n';
 
@@ -15,6 +16,7 @@ interface Tile {
 
 export class TileGrid {
   private readonly tiles = new Map<number, Tile>();
+  private readonly players = new Map<string, HTMLAudioElement>();
 
   /** Called when tiles come, go or change size: the view sent to the SFU must follow. */
   onLayoutChange: () => void = () => {};
@@ -38,7 +40,6 @@ export class TileGrid {
 
   addSelf(id: number, name: string, stream: MediaStream): void {
     const tile = this.create(id, name, true);
-    tile.video.muted = true;
     this.attach(tile, stream);
   }
 
@@ -49,9 +50,32 @@ export class TileGrid {
     this.label(id, tile);
   }
 
-  setStream(id: number, stream: MediaStream): void {
+  /** Shows `track` in participant `id`'s tile (null: back to the placeholder). */
+  setVideo(id: number, track: MediaStreamTrack | null): void {
     const tile = this.tiles.get(id) ?? this.create(id, null, false);
-    this.attach(tile, stream);
+    if (track === null) {
+      tile.video.srcObject = null;
+      tile.root.classList.remove('has-video');
+      return;
+    }
+    const current = tile.video.srcObject;
+    if (current instanceof MediaStream && current.getTracks()[0] === track) return;
+    this.attach(tile, new MediaStream([track]));
+  }
+
+  /** Plays an audio slot. */
+  addAudio(mid: string, track: MediaStreamTrack): void {
+    if (this.players.has(mid)) return;
+    const audio = document.createElement('audio');
+    audio.autoplay = true;
+    audio.dataset.slot = mid;
+    audio.hidden = true;
+    audio.srcObject = new MediaStream([track]);
+    this.root.append(audio);
+    this.players.set(mid, audio);
+    audio.play().catch((err: unknown) => {
+      if (err instanceof DOMException && err.name === 'NotAllowedError') this.onAutoplayBlocked();
+    });
   }
 
   /** Marks the tile of the participant who speaks now (and no other). */
@@ -70,15 +94,16 @@ export class TileGrid {
 
   clear(): void {
     for (const id of [...this.tiles.keys()]) this.remove(id);
+    for (const audio of this.players.values()) {
+      audio.srcObject = null;
+      audio.remove();
+    }
+    this.players.clear();
   }
 
-  /** Unmutes remote videos after a user gesture (when autoplay with sound was refused). */
-  unmuteAll(): void {
-    for (const tile of this.tiles.values()) {
-      if (tile.self) continue;
-      tile.video.muted = false;
-      tile.video.play().catch(() => {});
-    }
+  /** Starts the audio players after a user gesture (when autoplay with sound was refused). */
+  resumeAudio(): void {
+    for (const audio of this.players.values()) audio.play().catch(() => {});
   }
 
   /** Re-renders the texts after a language switch. */
@@ -92,6 +117,8 @@ export class TileGrid {
     root.dataset.participantId = String(id);
 
     const video = document.createElement('video');
+    // Sound comes from the audio slots' players, never from a tile.
+    video.muted = true;
     video.autoplay = true;
     video.playsInline = true;
     video.addEventListener('loadeddata', () => root.classList.add('has-video'));
@@ -128,13 +155,6 @@ export class TileGrid {
   private attach(tile: Tile, stream: MediaStream): void {
     if (tile.video.srcObject === stream) return;
     tile.video.srcObject = stream;
-    tile.video.play().catch((err: unknown) => {
-      const refused = err instanceof DOMException && err.name === 'NotAllowedError';
-      if (!refused || tile.self || tile.video.muted) return;
-      // Autoplay with sound refused: play muted now, unmute on the next click.
-      tile.video.muted = true;
-      tile.video.play().catch(() => {});
-      this.onAutoplayBlocked();
-    });
+    tile.video.play().catch(() => {});
   }
 }

@@ -164,19 +164,16 @@ impl LayerInfo {
     }
 }
 
-/// The state of a track forwarded to this endpoint.
+/// Where a receive slot is in negotiation. Slots are only ever added: a slot whose source goes
+/// away stays negotiated and idle until another source is switched onto it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TrackOutState {
+pub(crate) enum SlotState {
     /// Waiting for the next offer to add it.
     ToOpen,
     /// Offered under this mid; waiting for the answer.
     Opening(Mid),
-    /// Negotiated: media flows.
+    /// Negotiated: media may flow.
     Open(Mid),
-    /// The publisher is gone; waiting for the next offer to stop it.
-    ToStop(Mid),
-    /// Offered as stopped; removed when the answer arrives.
-    Stopping(Mid),
 }
 
 /// The bandwidth allocator's verdict on a forwarded video.
@@ -201,16 +198,25 @@ impl Budget {
     }
 }
 
-/// A track of another endpoint forwarded to this one.
+/// A published track: its publisher and the publisher's mid for it.
+pub(crate) type SourceTrack = (EndpointId, Mid);
+
+/// A receive slot: one m-line of a receiver's session onto which the SFU switches whichever
+/// source the receiver should get now. A receiver of a 213-site meeting has a few audio slots
+/// (the loudest speakers) and as many video slots as tiles it shows, not an m-line per site.
 #[derive(Debug)]
-pub(crate) struct TrackOut {
-    pub(crate) source: EndpointId,
-    pub(crate) source_mid: Mid,
+pub(crate) struct Slot {
     pub(crate) kind: MediaKind,
-    pub(crate) state: TrackOutState,
+    pub(crate) state: SlotState,
+    /// The source forwarded on this slot now, if any.
+    pub(crate) source: Option<SourceTrack>,
+    /// This slot's number on its endpoint (names its stream for the client).
+    pub(crate) number: usize,
     /// Filled on the first packet: the send stream of the negotiated mid.
     pub(crate) tx_ssrc: Option<Ssrc>,
     pub(crate) rewriter: StreamRewriter,
+    /// The next packet continues the stream from another source: rebase the numbering.
+    pub(crate) rebase: bool,
     /// Which simulcast layer this receiver gets (video).
     pub(crate) layers: LayerSelector,
     /// What the bandwidth allocator allows (video).
@@ -221,15 +227,16 @@ pub(crate) struct TrackOut {
     pub(crate) pt_map: Vec<(Pt, Pt)>,
 }
 
-impl TrackOut {
-    pub(crate) fn new(source: EndpointId, source_mid: Mid, kind: MediaKind) -> Self {
+impl Slot {
+    fn new(kind: MediaKind, number: usize) -> Self {
         Self {
-            source,
-            source_mid,
             kind,
-            state: TrackOutState::ToOpen,
+            state: SlotState::ToOpen,
+            source: None,
+            number,
             tx_ssrc: None,
             rewriter: StreamRewriter::default(),
+            rebase: false,
             layers: LayerSelector::default(),
             budget: Budget::Open,
             planned_for: None,
@@ -237,21 +244,29 @@ impl TrackOut {
         }
     }
 
+    /// Puts another source (or none) on this slot. The stream the receiver sees goes on: the
+    /// next packet rebases the numbering, and video waits for a keyframe of the new source.
+    fn switch_to(&mut self, source: Option<SourceTrack>) {
+        self.source = source;
+        self.rebase = true;
+        self.layers = LayerSelector::default();
+        self.budget = Budget::Open;
+        self.planned_for = None;
+        self.pt_map.clear();
+    }
+
     pub(crate) fn open_mid(&self) -> Option<Mid> {
         match self.state {
-            TrackOutState::Open(m) => Some(m),
+            SlotState::Open(m) => Some(m),
             _ => None,
         }
     }
 
-    /// The mid this track has on the receiver's session, negotiated or on offer.
+    /// The mid this slot has on the receiver's session, negotiated or on offer.
     pub(crate) fn local_mid(&self) -> Option<Mid> {
         match self.state {
-            TrackOutState::ToOpen => None,
-            TrackOutState::Opening(m)
-            | TrackOutState::Open(m)
-            | TrackOutState::ToStop(m)
-            | TrackOutState::Stopping(m) => Some(m),
+            SlotState::ToOpen => None,
+            SlotState::Opening(m) | SlotState::Open(m) => Some(m),
         }
     }
 }
@@ -264,11 +279,14 @@ pub(crate) struct Endpoint {
     pub(crate) rtc: Rtc,
     pub(crate) negotiation: Negotiation,
     pub(crate) tracks_in: Vec<TrackIn>,
-    pub(crate) tracks_out: Vec<TrackOut>,
+    /// Receive slots, in the order they were added.
+    pub(crate) slots: Vec<Slot>,
+    /// The slot mapping changed since signaling was last told.
+    pub(crate) slots_changed: bool,
     /// Incoming SSRC → the mid and RID it belongs to, filled on first sight.
     pub(crate) ssrc_mid: HashMap<Ssrc, (Mid, Option<Rid>)>,
-    /// `(source, source mid)` → index in `tracks_out`: the per-packet lookup.
-    out_index: HashMap<(EndpointId, Mid), usize>,
+    /// `(source, source mid)` → index in `slots`: the per-packet lookup.
+    slot_index: HashMap<SourceTrack, usize>,
     /// What the client shows: source → picture height. `None` until it says: then it gets
     /// every source at the top layer.
     pub(crate) view: Option<HashMap<EndpointId, u32>>,
@@ -297,10 +315,11 @@ impl Endpoint {
             rtc,
             negotiation: Negotiation::Stable,
             tracks_in: Vec::new(),
-            tracks_out: Vec::new(),
+            slots: Vec::new(),
+            slots_changed: false,
             ssrc_mid: HashMap::new(),
             view: None,
-            out_index: HashMap::new(),
+            slot_index: HashMap::new(),
             addrs: Vec::new(),
             next_timeout: now,
             last_receive: now,
@@ -334,66 +353,92 @@ impl Endpoint {
         }
     }
 
-    /// The index of the forwarded track fed by `(source, source_mid)`.
-    pub(crate) fn track_out_index(&self, source: EndpointId, source_mid: Mid) -> Option<usize> {
-        self.out_index.get(&(source, source_mid)).copied()
+    /// The index of the slot that `(source, source_mid)` is forwarded on.
+    pub(crate) fn slot_of(&self, source: EndpointId, source_mid: Mid) -> Option<usize> {
+        self.slot_index.get(&(source, source_mid)).copied()
     }
 
-    /// Adds a track to forward to this endpoint (offered at the next negotiation).
-    pub(crate) fn add_track_out(&mut self, track: TrackOut) {
-        self.out_index
-            .insert((track.source, track.source_mid), self.tracks_out.len());
-        self.tracks_out.push(track);
+    /// Puts exactly the sources in `wanted` (at most `cap`, most wanted first) on this
+    /// endpoint's slots of `kind`. A source already on a slot stays there; the others take
+    /// the slots freed, then new slots (negotiated at the next offer). Returns whether
+    /// anything changed.
+    pub(crate) fn assign_slots(&mut self, kind: MediaKind, wanted: &[SourceTrack]) -> bool {
+        let mut changed = false;
+        for slot in self.slots.iter_mut().filter(|s| s.kind == kind) {
+            if slot.source.is_some_and(|s| !wanted.contains(&s)) {
+                slot.switch_to(None);
+                changed = true;
+            }
+        }
+        for source in wanted {
+            if self.slot_index.contains_key(source) {
+                continue;
+            }
+            changed = true;
+            match self
+                .slots
+                .iter()
+                .position(|s| s.kind == kind && s.source.is_none())
+            {
+                Some(free) => {
+                    self.slots[free].switch_to(Some(*source));
+                    self.slot_index.insert(*source, free);
+                }
+                None => {
+                    let mut slot = Slot::new(kind, self.slots.len());
+                    slot.source = Some(*source);
+                    self.slot_index.insert(*source, self.slots.len());
+                    self.slots.push(slot);
+                }
+            }
+        }
+        if changed {
+            self.slot_index = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((s.source?, i)))
+                .collect();
+            self.slots_changed = true;
+        }
+        changed
     }
 
-    /// Keeps only the forwarded tracks for which `keep` holds, and re-indexes them.
-    fn retain_tracks_out(&mut self, keep: impl FnMut(&TrackOut) -> bool) {
-        self.tracks_out.retain(keep);
-        self.out_index = self
-            .tracks_out
+    /// Each slot that has a mid, with its kind and source: what the client needs to know to
+    /// show the right picture in the right tile.
+    pub(crate) fn slot_mapping(&self) -> Vec<(Mid, MediaKind, Option<EndpointId>)> {
+        self.slots
             .iter()
-            .enumerate()
-            .map(|(i, t)| ((t.source, t.source_mid), i))
-            .collect();
+            .filter_map(|s| Some((s.local_mid()?, s.kind, s.source.map(|(e, _)| e))))
+            .collect()
     }
 
-    /// If the session is stable and forwarded tracks need adding or stopping, makes an SDP
-    /// offer for them. Returns the offer to relay to the client.
+    /// If the session is stable and slots need adding, makes an SDP offer for them. Returns
+    /// the offer to relay to the client.
     pub(crate) fn offer_if_needed(&mut self) -> Option<String> {
         if !matches!(self.negotiation, Negotiation::Stable) {
             return None;
         }
-        let wanted = self
-            .tracks_out
-            .iter()
-            .any(|t| matches!(t.state, TrackOutState::ToOpen | TrackOutState::ToStop(_)));
-        if !wanted {
+        if !self.slots.iter().any(|s| s.state == SlotState::ToOpen) {
             return None;
         }
         let mut sdp = self.rtc.sdp_api();
-        for track in &mut self.tracks_out {
-            match track.state {
-                TrackOutState::ToOpen => {
-                    let stream_id = track.source.stream_id();
-                    let track_id = format!("{}-{}", track.source, track.source_mid);
-                    let mid = sdp.add_media(
-                        track.kind,
-                        Direction::SendOnly,
-                        Some(stream_id),
-                        Some(track_id),
-                        None,
-                    );
-                    track.state = TrackOutState::Opening(mid);
-                }
-                TrackOutState::ToStop(mid) => {
-                    sdp.stop_media(mid);
-                    track.state = TrackOutState::Stopping(mid);
-                }
-                _ => {}
+        for slot in &mut self.slots {
+            if slot.state == SlotState::ToOpen {
+                let name = format!("slot{}", slot.number);
+                let mid = sdp.add_media(
+                    slot.kind,
+                    Direction::SendOnly,
+                    Some(name.clone()),
+                    Some(name),
+                    None,
+                );
+                slot.state = SlotState::Opening(mid);
             }
         }
         let (offer, pending) = sdp.apply()?;
         self.negotiation = Negotiation::AwaitingAnswer(pending);
+        self.slots_changed = true;
         Some(offer.to_sdp_string())
     }
 
@@ -407,42 +452,21 @@ impl Endpoint {
             return Err(SfuError::NoOfferPending);
         };
         if let Err(e) = self.rtc.sdp_api().accept_answer(pending, answer) {
-            // The offer is spent either way. Put the tracks back so the next offer retries
+            // The offer is spent either way. Put the slots back so the next offer retries
             // them rather than leaving them half-negotiated.
-            self.rewind_offered_tracks();
+            for slot in &mut self.slots {
+                if let SlotState::Opening(_) = slot.state {
+                    slot.state = SlotState::ToOpen;
+                }
+            }
             return Err(SfuError::Negotiation(e.to_string()));
         }
-        for track in &mut self.tracks_out {
-            if let TrackOutState::Opening(mid) = track.state {
-                track.state = TrackOutState::Open(mid);
+        for slot in &mut self.slots {
+            if let SlotState::Opening(mid) = slot.state {
+                slot.state = SlotState::Open(mid);
             }
         }
-        self.retain_tracks_out(|t| !matches!(t.state, TrackOutState::Stopping(_)));
         Ok(())
-    }
-
-    fn rewind_offered_tracks(&mut self) {
-        for track in &mut self.tracks_out {
-            track.state = match track.state {
-                TrackOutState::Opening(_) => TrackOutState::ToOpen,
-                TrackOutState::Stopping(mid) => TrackOutState::ToStop(mid),
-                other => other,
-            };
-        }
-    }
-
-    /// Marks every track forwarded from `source` for stopping (or forgets it if never offered).
-    pub(crate) fn stop_tracks_from(&mut self, source: EndpointId) {
-        self.retain_tracks_out(|t| t.source != source || t.local_mid().is_some());
-        for track in &mut self.tracks_out {
-            if track.source != source {
-                continue;
-            }
-            track.state = match track.state {
-                TrackOutState::Opening(m) | TrackOutState::Open(m) => TrackOutState::ToStop(m),
-                other => other,
-            };
-        }
     }
 
     /// This receiver's payload type for the codec of `params` (a publisher's payload).

@@ -11,11 +11,11 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
 use super::allocator::Want;
 use super::codec::{VideoCodec, keyframe_start};
-use super::endpoint::{Budget, MAX_LAYERS, TrackIn, TrackOut};
+use super::endpoint::{Budget, MAX_LAYERS, SourceTrack, TrackIn};
 use super::keyframe::Throttled;
 use super::layers::{Layer, LayerDecision};
 use super::{CoreOutput, SfuCore, SfuError, SfuEvent};
-use crate::EndpointId;
+use crate::{EndpointId, MeetingId};
 
 /// Kept out of a receiver's estimate for the audio it gets (the loudest three, Opus).
 const AUDIO_RESERVE_BPS: u64 = 120_000;
@@ -26,6 +26,9 @@ const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
 
 /// The most sources a view may name (a province meeting has 213 sites).
 pub const MAX_VIEW_ENTRIES: usize = 512;
+/// The most videos one receiver gets at once: a gallery larger than this is not legible on
+/// any meeting-room screen, and each one is a decoder on the receiver.
+pub const MAX_VIDEO_SLOTS: usize = 25;
 
 impl SfuCore {
     /// What a receiver shows: each source's video at the given picture height in pixels.
@@ -46,18 +49,79 @@ impl SfuCore {
             .ok_or(SfuError::UnknownEndpoint)?;
         ep.view = Some(view.iter().copied().collect::<HashMap<_, _>>());
         // Layers follow at the next packet of each source; a hidden source stops at once.
-        for track in &mut ep.tracks_out {
-            if track.kind == MediaKind::Video
-                && !ep
-                    .view
-                    .as_ref()
-                    .is_some_and(|v| v.contains_key(&track.source))
+        for slot in &mut ep.slots {
+            if let Some((source, _)) = slot.source
+                && slot.kind == MediaKind::Video
+                && !ep.view.as_ref().is_some_and(|v| v.contains_key(&source))
             {
-                track.layers.set_target(None);
+                slot.layers.set_target(None);
             }
         }
+        self.plan_slots(receiver);
         self.reallocate(now, receiver);
         Ok(())
+    }
+
+    /// Re-plans which sources `receiver`'s slots carry (at the next drain).
+    pub(super) fn plan_slots(&mut self, receiver: EndpointId) {
+        self.slot_plans.insert(receiver);
+    }
+
+    /// Re-plans the slots of every member of a meeting (at the next drain).
+    pub(super) fn plan_meeting_slots(&mut self, meeting: MeetingId) {
+        if let Some(m) = self.meetings.get(&meeting) {
+            self.slot_plans.extend(m.members.iter().copied());
+        }
+    }
+
+    /// Puts on `receiver`'s slots the sources it should get now: the videos it shows that
+    /// last-N allows, most important first, and the voices that may be heard.
+    pub(super) fn assign_slots(&mut self, now: Instant, receiver: EndpointId) {
+        let Some(ep) = self.endpoints.get(&receiver) else {
+            return;
+        };
+        let Some(meeting) = self.meetings.get(&ep.meeting) else {
+            return;
+        };
+        let mut video = Vec::new();
+        let mut audio = Vec::new();
+        for source in meeting.members.iter().copied().filter(|s| *s != receiver) {
+            let Some(publisher) = self.endpoints.get(&source) else {
+                continue;
+            };
+            for track in &publisher.tracks_in {
+                match track.kind {
+                    MediaKind::Video => {
+                        let shown = ep.view.as_ref().is_none_or(|v| v.contains_key(&source));
+                        if shown && meeting.video_allowed(source, receiver) {
+                            video.push((meeting.video_rank(source), (source, track.mid)));
+                        }
+                    }
+                    MediaKind::Audio => {
+                        if let Some(rank) = meeting.audio_rank(source) {
+                            audio.push((rank, (source, track.mid)));
+                        }
+                    }
+                }
+            }
+        }
+        video.sort_unstable();
+        video.truncate(MAX_VIDEO_SLOTS);
+        audio.sort_unstable();
+        audio.truncate(meeting.audio_slots());
+        let video: Vec<SourceTrack> = video.into_iter().map(|(_, s)| s).collect();
+        let audio: Vec<SourceTrack> = audio.into_iter().map(|(_, s)| s).collect();
+        let Some(ep) = self.endpoints.get_mut(&receiver) else {
+            return;
+        };
+        let video_changed = ep.assign_slots(MediaKind::Video, &video);
+        let audio_changed = ep.assign_slots(MediaKind::Audio, &audio);
+        if video_changed || audio_changed {
+            self.mark_dirty(receiver);
+        }
+        if video_changed {
+            self.reallocate(now, receiver);
+        }
     }
 
     /// A new track from `id`: offer it to every other endpoint of the meeting.
@@ -78,33 +142,7 @@ impl SfuCore {
         ep.tracks_in
             .push(TrackIn::new(mid, kind, rids, self.config.keyframe_interval));
         let meeting = ep.meeting;
-        let others: Vec<EndpointId> = self
-            .members(meeting)
-            .iter()
-            .copied()
-            .filter(|o| *o != id)
-            .collect();
-        for other in others {
-            if let Some(o) = self.endpoints.get_mut(&other) {
-                o.add_track_out(TrackOut::new(id, mid, kind));
-            }
-            self.mark_dirty(other);
-        }
-        // The newcomer receives what the others already publish.
-        let existing: Vec<(EndpointId, Mid, MediaKind)> = self
-            .members(meeting)
-            .iter()
-            .filter(|o| **o != id)
-            .filter_map(|o| self.endpoints.get(o))
-            .flat_map(|o| o.tracks_in.iter().map(move |t| (o.id, t.mid, t.kind)))
-            .collect();
-        if let Some(ep) = self.endpoints.get_mut(&id) {
-            for (source, source_mid, kind) in existing {
-                if ep.track_out_index(source, source_mid).is_none() {
-                    ep.add_track_out(TrackOut::new(source, source_mid, kind));
-                }
-            }
-        }
+        self.plan_meeting_slots(meeting);
     }
 
     /// Writes a publisher's packet to every other endpoint of its meeting that should get it.
@@ -158,8 +196,11 @@ impl SfuCore {
             return;
         };
         if !is_video {
-            let (heard, change) = meeting.on_audio(now, source, packet.header.ext_vals.audio_level);
-            if let Some(c) = change {
+            let verdict = meeting.on_audio(now, source, packet.header.ext_vals.audio_level);
+            if verdict.reassign {
+                self.slot_plans.extend(meeting.members.iter().copied());
+            }
+            if let Some(c) = verdict.change {
                 self.outputs
                     .push_back(CoreOutput::Event(SfuEvent::Speakers {
                         meeting: meeting_id,
@@ -167,7 +208,7 @@ impl SfuCore {
                         recent: c.recent,
                     }));
             }
-            if !heard {
+            if !verdict.heard {
                 if !track_in.skipping {
                     track_in.skipping = true;
                     track_in.skip_epoch = track_in.skip_epoch.wrapping_add(1);
@@ -181,6 +222,7 @@ impl SfuCore {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
             video_orientation: packet.header.ext_vals.video_orientation,
+            abs_capture_time: packet.header.ext_vals.abs_capture_time,
             ..Default::default()
         };
         // Layers some receiver waits for a keyframe of (a bit set: at most MAX_LAYERS).
@@ -192,7 +234,7 @@ impl SfuCore {
             let Some(receiver) = self.endpoints.get_mut(receiver_id) else {
                 continue;
             };
-            let Some(index) = receiver.track_out_index(source, mid) else {
+            let Some(index) = receiver.slot_of(source, mid) else {
                 continue;
             };
             let wanted = if is_video && meeting.video_allowed(source, *receiver_id) {
@@ -200,24 +242,24 @@ impl SfuCore {
             } else {
                 None
             };
-            let Some(pt) = receiver.tracks_out[index]
+            let Some(pt) = receiver.slots[index]
                 .pt_map
                 .iter()
                 .find(|(from, _)| *from == params.pt())
                 .map(|(_, to)| *to)
                 .or_else(|| {
                     let to = receiver.matching_pt(&params)?;
-                    receiver.tracks_out[index].pt_map.push((params.pt(), to));
+                    receiver.slots[index].pt_map.push((params.pt(), to));
                     Some(to)
                 })
             else {
                 continue;
             };
-            let track = &mut receiver.tracks_out[index];
+            let track = &mut receiver.slots[index];
             let Some(local_mid) = track.open_mid() else {
                 continue;
             };
-            let switched = if is_video {
+            let layer_switch = if is_video {
                 let target = wanted
                     .and_then(|w| track.budget.limit(w))
                     .map(|w| layers.available(w));
@@ -242,10 +284,11 @@ impl SfuCore {
                 now,
                 clock_rate,
                 epoch,
-                switched,
+                layer_switch || track.rebase,
             ) else {
                 continue;
             };
+            track.rebase = false;
             let mut api = receiver.rtc.direct_api();
             let ssrc = match track.tx_ssrc {
                 Some(s) => s,
@@ -301,21 +344,24 @@ impl SfuCore {
         let mut new = Vec::new();
         // Tracks not shown now: when they are again, they start afresh.
         let mut unshown = Vec::new();
-        for (i, track) in ep.tracks_out.iter().enumerate() {
+        for (i, track) in ep.slots.iter().enumerate() {
             if track.kind != MediaKind::Video || track.open_mid().is_none() {
                 continue;
             }
+            let Some((source, source_mid)) = track.source else {
+                continue;
+            };
             let Some(info) = self
                 .endpoints
-                .get(&track.source)
-                .and_then(|s| s.tracks_in.iter().find(|t| t.mid == track.source_mid))
+                .get(&source)
+                .and_then(|s| s.tracks_in.iter().find(|t| t.mid == source_mid))
                 .map(|t| t.layer_info(now))
             else {
                 continue;
             };
             let wanted = meeting
-                .video_allowed(track.source, receiver)
-                .then(|| ep.wanted_layer(track.source, &info))
+                .video_allowed(source, receiver)
+                .then(|| ep.wanted_layer(source, &info))
                 .flatten();
             let Some(layer) = wanted else {
                 unshown.push(i);
@@ -323,7 +369,7 @@ impl SfuCore {
             };
             indexes.push(i);
             wants.push(Want {
-                priority: meeting.priority_of(track.source),
+                priority: meeting.priority_of(source),
                 layer,
                 rates: info.rates(),
             });
@@ -343,20 +389,20 @@ impl SfuCore {
             .allocator
             .update(now, video_estimate, &wants, &current, &new);
         for i in unshown {
-            ep.tracks_out[i].budget = Budget::Open;
-            ep.tracks_out[i].planned_for = None;
+            ep.slots[i].budget = Budget::Open;
+            ep.slots[i].planned_for = None;
         }
         let mut planned = 0;
         let mut desired = 0;
         for ((i, want), layer) in indexes.into_iter().zip(&wants).zip(&plan) {
-            let track = &mut ep.tracks_out[i];
+            let track = &mut ep.slots[i];
             let budget = match layer {
                 Some(l) => Budget::UpTo(*l),
                 None => Budget::Paused,
             };
             if track.budget != budget {
                 tracing::debug!(
-                    %receiver, source = %track.source, ?budget, estimate, "video allocation changed"
+                    %receiver, source = ?track.source, ?budget, estimate, "video allocation changed"
                 );
             }
             track.budget = budget;

@@ -6,9 +6,12 @@ use std::time::{Duration, Instant};
 use super::allocator::Priority;
 use super::speaker::{SpeakerChange, SpeakerDetector};
 
+use crate::EndpointId;
+
 /// How many of the most recent speakers count as active for video priority.
 const ACTIVE_SPEAKERS: usize = 3;
-use crate::EndpointId;
+/// Audio slots of a receiver when every voice is forwarded (loudest-N of 0).
+pub(crate) const MAX_AUDIO_SLOTS: usize = 16;
 
 /// How often speakers are re-evaluated while audio flows.
 const SPEAKER_EVALUATION: Duration = Duration::from_millis(100);
@@ -52,6 +55,17 @@ impl Default for MediaPolicy {
             last_n: 0,
         }
     }
+}
+
+/// What the core does with one audio packet.
+#[derive(Debug)]
+pub(crate) struct AudioVerdict {
+    /// Forward it (to receivers that have a slot for it).
+    pub(crate) heard: bool,
+    /// The dominant speaker changed.
+    pub(crate) change: Option<SpeakerChange>,
+    /// Who should be heard or seen changed: re-plan every receiver's slots.
+    pub(crate) reassign: bool,
 }
 
 /// A meeting's state in the core.
@@ -123,26 +137,77 @@ impl Meeting {
         }
     }
 
-    /// An audio packet from `source` arrived. Returns whether to forward it, and a change of
-    /// dominant speaker if this packet's level completed one.
+    /// An audio packet from `source` arrived: whether to forward it, and what changed.
     pub(crate) fn on_audio(
         &mut self,
         now: Instant,
         source: EndpointId,
         level: Option<i8>,
-    ) -> (bool, Option<SpeakerChange>) {
+    ) -> AudioVerdict {
+        let knew = self.speakers.knows(source);
         if let Some(level) = level {
             self.speakers.record(now, source, level);
         }
+        // A source that starts reporting levels leaves the "unranked, always heard" group.
+        let mut reassign = knew != self.speakers.knows(source);
         let mut change = None;
         if self.next_evaluation.is_none_or(|t| now >= t) {
+            let loudest_before = self.speakers.loudest().to_vec();
             change = self.speakers.evaluate(now);
             self.next_evaluation = Some(now + SPEAKER_EVALUATION);
             if change.is_some() {
                 self.rank_video();
+                reassign = true;
             }
+            reassign |= loudest_before != self.speakers.loudest();
         }
-        (self.may_be_heard(source), change)
+        AudioVerdict {
+            heard: self.may_be_heard(source),
+            change,
+            reassign,
+        }
+    }
+
+    /// How many audio slots a receiver needs: one per voice that may be heard at once.
+    pub(crate) fn audio_slots(&self) -> usize {
+        match self.policy.mode {
+            AudioMode::Floor => 2,
+            AudioMode::Open if self.policy.loudest_n > 0 => self.policy.loudest_n + 1,
+            AudioMode::Open => MAX_AUDIO_SLOTS,
+        }
+    }
+
+    /// Whether `source`'s audio should have a slot at receivers, and its rank among those
+    /// that should (lower first): the chair and floor holder, then the loudest, then voices
+    /// without levels, in joining order.
+    pub(crate) fn audio_rank(&self, source: EndpointId) -> Option<(u8, usize)> {
+        if !self.may_be_heard(source) {
+            return None;
+        }
+        let p = &self.policy;
+        let group = if p.chair == Some(source) || p.floor_holder == Some(source) {
+            0
+        } else if self.speakers.is_loud(source) {
+            1
+        } else {
+            2
+        };
+        Some((group, self.rank_of(source)))
+    }
+
+    /// The rank of `source`'s video among those a receiver should get (lower first): the
+    /// floor, active speakers, then the gallery by last-N rank.
+    pub(crate) fn video_rank(&self, source: EndpointId) -> (u8, usize) {
+        let group = match self.priority_of(source) {
+            Priority::Floor => 0,
+            Priority::Speaker => 1,
+            Priority::Gallery => 2,
+        };
+        (group, self.rank_of(source))
+    }
+
+    fn rank_of(&self, id: EndpointId) -> usize {
+        self.video_rank.get(&id).copied().unwrap_or(usize::MAX)
     }
 
     /// The current dominant speaker.

@@ -17,19 +17,22 @@ mod meeting;
 mod rate;
 mod speaker;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
+use str0m::media::MediaKind;
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use crate::stats::CoreCounters;
 use crate::{EndpointId, MeetingId};
 use endpoint::Endpoint;
 use layers::Layer;
+pub use media::{MAX_VIDEO_SLOTS, MAX_VIEW_ENTRIES};
 use meeting::Meeting;
 pub use meeting::{AudioMode, MediaPolicy};
 
@@ -134,6 +137,14 @@ pub enum SfuEvent {
         /// Recent speakers, most recent (the dominant one) first.
         recent: Vec<EndpointId>,
     },
+    /// What the endpoint's receive slots carry now: tell its client which m-line (by mid)
+    /// shows whom. Sent whenever it changes.
+    Slots {
+        /// The receiver.
+        endpoint: EndpointId,
+        /// Every slot that has a mid.
+        slots: Vec<SlotInfo>,
+    },
     /// The endpoint was removed by the core itself.
     Gone {
         /// Who is gone.
@@ -141,6 +152,26 @@ pub enum SfuEvent {
         /// Why.
         reason: GoneReason,
     },
+}
+
+/// One receive slot of an endpoint, as its client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotInfo {
+    /// The m-line's mid in the receiver's session.
+    pub mid: String,
+    /// Audio or video.
+    pub kind: SlotKind,
+    /// Whose media it carries now (`None`: idle).
+    pub source: Option<EndpointId>,
+}
+
+/// The kind of a receive slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotKind {
+    /// An audio m-line.
+    Audio,
+    /// A video m-line.
+    Video,
 }
 
 /// One output of the core.
@@ -168,6 +199,8 @@ pub struct SfuCore {
     outputs: VecDeque<CoreOutput>,
     /// Endpoints with output to drain; each at most once (see `Endpoint::dirty`).
     dirty: Vec<EndpointId>,
+    /// Endpoints whose slots must be re-planned before the next drain.
+    slot_plans: BTreeSet<EndpointId>,
     counters: CoreCounters,
 }
 
@@ -181,6 +214,7 @@ impl SfuCore {
             by_addr: HashMap::new(),
             outputs: VecDeque::new(),
             dirty: Vec::new(),
+            slot_plans: BTreeSet::new(),
             counters: CoreCounters::default(),
         }
     }
@@ -222,13 +256,19 @@ impl SfuCore {
 
     /// Sets whose audio a meeting forwards (floor mode, mutes, loudest-N). It applies from the
     /// next packet and stays until changed or [`Self::close_meeting`], even with nobody present.
-    pub fn set_media_policy(&mut self, meeting: MeetingId, policy: MediaPolicy) {
+    pub fn set_media_policy(&mut self, now: Instant, meeting: MeetingId, policy: MediaPolicy) {
         let m = self
             .meetings
             .entry(meeting)
             .or_insert_with(|| Meeting::new(policy.clone()));
         m.set_policy(policy);
         m.explicit_policy = true;
+        let members = m.members.clone();
+        self.plan_meeting_slots(meeting);
+        for id in members {
+            self.reallocate(now, id);
+        }
+        self.drain_dirty(now);
     }
 
     /// Forgets a meeting's policy once it has no endpoints left (they are removed otherwise).
@@ -260,6 +300,9 @@ impl SfuCore {
             .enable_vp8(true)
             .enable_h264(true)
             .enable_bwe(Some(Bitrate::bps(self.config.initial_estimate_bps)))
+            // Capture timestamps pass through unchanged: receivers (and the benchmark) measure
+            // end-to-end delay with them. Id 7 is free in str0m's standard map.
+            .set_extension(7, Extension::AbsoluteCaptureTime)
             .build(now);
         for addr in &self.config.candidate_addrs {
             let candidate = Candidate::host(*addr, "udp")
@@ -278,6 +321,7 @@ impl SfuCore {
             .entry(meeting)
             .or_insert_with(|| Meeting::new(policy.clone()));
         m.add(id);
+        self.plan_meeting_slots(meeting);
         self.mark_dirty(id);
         self.drain_dirty(now);
         Ok(answer.to_sdp_string())
@@ -334,12 +378,8 @@ impl SfuCore {
             }
             return;
         }
-        for other in m.members.clone() {
-            if let Some(o) = self.endpoints.get_mut(&other) {
-                o.stop_tracks_from(id);
-            }
-            self.mark_dirty(other);
-        }
+        // Its slots at the others go to whoever is next in line.
+        self.plan_meeting_slots(meeting);
         self.drain_dirty(now);
     }
 
@@ -499,7 +539,13 @@ impl SfuCore {
     /// receivers dirty, so this runs until the whole meeting is quiet.
     fn drain_dirty(&mut self, now: Instant) {
         let mut failed = Vec::new();
-        while let Some(id) = self.dirty.pop() {
+        loop {
+            while let Some(receiver) = self.slot_plans.pop_first() {
+                self.assign_slots(now, receiver);
+            }
+            let Some(id) = self.dirty.pop() else {
+                break;
+            };
             if let Some(ep) = self.endpoints.get_mut(&id) {
                 ep.dirty = false;
             }
@@ -523,6 +569,24 @@ impl SfuCore {
             if let Some(sdp) = ep.offer_if_needed() {
                 self.outputs
                     .push_back(CoreOutput::Event(SfuEvent::Offer { endpoint: id, sdp }));
+            }
+            if std::mem::take(&mut ep.slots_changed) {
+                let slots = ep
+                    .slot_mapping()
+                    .into_iter()
+                    .map(|(mid, kind, source)| SlotInfo {
+                        mid: mid.to_string(),
+                        kind: match kind {
+                            MediaKind::Audio => SlotKind::Audio,
+                            MediaKind::Video => SlotKind::Video,
+                        },
+                        source,
+                    })
+                    .collect();
+                self.outputs.push_back(CoreOutput::Event(SfuEvent::Slots {
+                    endpoint: id,
+                    slots,
+                }));
             }
             let output = match ep.rtc.poll_output() {
                 Ok(o) => o,
@@ -589,10 +653,13 @@ impl SfuCore {
             }
             Event::KeyframeRequest(req) => {
                 let source = self.endpoints.get(&id).and_then(|ep| {
-                    ep.tracks_out
+                    ep.slots
                         .iter()
                         .find(|t| t.local_mid() == Some(req.mid))
-                        .map(|t| (t.source, t.source_mid, t.layers.current().unwrap_or(0)))
+                        .and_then(|t| {
+                            let (source, mid) = t.source?;
+                            Some((source, mid, t.layers.current().unwrap_or(0)))
+                        })
                 });
                 if let Some((source, mid, layer)) = source {
                     self.request_keyframe(now, source, mid, layer, req.kind);

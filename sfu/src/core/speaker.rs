@@ -172,6 +172,11 @@ impl SpeakerDetector {
         }
     }
 
+    /// The loudest N (as of the last evaluation), in no particular order.
+    pub(crate) fn loudest(&self) -> &[EndpointId] {
+        &self.loudest
+    }
+
     /// Whether `id`'s audio is among the loudest N (as of the last evaluation).
     pub(crate) fn is_loud(&self, id: EndpointId) -> bool {
         self.loudest.contains(&id)

@@ -193,7 +193,7 @@ impl Shard {
                 self.rooms
                     .entry(meeting)
                     .or_insert_with(|| SfuCore::new(config.clone()));
-                self.in_room(meeting, |room| room.set_media_policy(meeting, policy));
+                self.in_room(meeting, |room| room.set_media_policy(now, meeting, policy));
             }
             #[cfg(test)]
             Command::Explode { meeting } => {
