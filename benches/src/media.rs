@@ -16,6 +16,10 @@ pub const FPS: u32 = 30;
 pub const CLIP_FRAMES: u32 = 300;
 /// A keyframe every this many frames (2.5 s).
 pub const KEYFRAME_INTERVAL: u32 = 75;
+/// Frames encoded before the clip and dropped: the encoder's first keyframe is several times
+/// larger than its steady-state ones (its rate buffer starts full), which no call would show
+/// every 10 s.
+pub const PREROLL_FRAMES: u32 = KEYFRAME_INTERVAL;
 /// Opus packet duration.
 pub const AUDIO_FRAME_MS: u32 = 20;
 
@@ -181,7 +185,7 @@ fn encode_video(spec: &VideoSpec, out: &Path) -> Result<()> {
             "--lag-in-frames=0",
             "--error-resilient=1",
             "--threads=1",
-            &format!("--limit={CLIP_FRAMES}"),
+            &format!("--limit={}", CLIP_FRAMES + PREROLL_FRAMES),
             "-q",
             "-o",
         ])
@@ -195,7 +199,7 @@ fn encode_video(spec: &VideoSpec, out: &Path) -> Result<()> {
     {
         let stdin = child.stdin.take().context("vpxenc stdin")?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, stdin);
-        write_y4m(&mut w, spec.width, spec.height, CLIP_FRAMES)?;
+        write_y4m(&mut w, spec.width, spec.height, CLIP_FRAMES + PREROLL_FRAMES)?;
         w.flush()?;
     }
     let status = child.wait()?;

@@ -240,7 +240,13 @@ impl Peer {
         me.register_header_extension(cap(ext::AUDIO_LEVEL), RtpCodecKind::Audio, None)?;
         let registry = configure_nack(Registry::new(), &mut me);
         let registry = configure_rtcp_reports(registry);
-        let registry = configure_twcc(registry, &mut me)?;
+        // Transport-wide congestion control feedback, so the SFU's bandwidth estimator sees a
+        // real receiver. Only for a diagnosis can it be left out (LOADGEN_NO_TWCC=1).
+        let registry = if std::env::var_os("LOADGEN_NO_TWCC").is_some() {
+            registry
+        } else {
+            configure_twcc(registry, &mut me)?
+        };
 
         let streams: SharedStreams = Arc::default();
         let abs_id = Arc::new(AtomicU8::new(0));
