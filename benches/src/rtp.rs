@@ -84,7 +84,7 @@ pub fn abs_capture_time(sent_us: u64) -> Bytes {
     Bytes::copy_from_slice(&((secs << 32) | frac).to_be_bytes())
 }
 
-/// A latency histogram shared by all receivers of a run: 10 µs buckets up to 100 ms.
+/// A latency histogram shared by all receivers of a run: 10 µs buckets up to 1 s.
 pub struct Histogram {
     buckets: Vec<AtomicU64>,
     over: AtomicU64,
@@ -92,7 +92,7 @@ pub struct Histogram {
 }
 
 const BUCKET_US: u64 = 10;
-const BUCKETS: usize = 10_000;
+const BUCKETS: usize = 100_000;
 
 impl Default for Histogram {
     fn default() -> Self {

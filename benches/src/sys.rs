@@ -83,7 +83,11 @@ pub fn machine() -> serde_json::Value {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
+    let loadavg = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     serde_json::json!({
+        "load_average_1_5_15_min_at_end": loadavg,
         "cpu_model": model,
         "nproc": nproc,
         "mem_total_bytes": mem_kib.map(|k| k * 1024),
