@@ -199,7 +199,12 @@ fn encode_video(spec: &VideoSpec, out: &Path) -> Result<()> {
     {
         let stdin = child.stdin.take().context("vpxenc stdin")?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, stdin);
-        write_y4m(&mut w, spec.width, spec.height, CLIP_FRAMES + PREROLL_FRAMES)?;
+        write_y4m(
+            &mut w,
+            spec.width,
+            spec.height,
+            CLIP_FRAMES + PREROLL_FRAMES,
+        )?;
         w.flush()?;
     }
     let status = child.wait()?;
