@@ -368,3 +368,25 @@ fn a_malformed_offer_is_refused_and_nothing_changes() {
     assert!(again.is_err());
     assert_eq!(sim.core.members(sfu::MeetingId(1)).len(), 1);
 }
+
+#[test]
+fn a_receive_only_site_joining_late_gets_everyone_already_publishing() {
+    let mut sim = Sim::new();
+    let a = sim.join(1);
+    let b = sim.join(1);
+    sim.run_for(2 * SECOND);
+    let viewer = sim.join_receive_only(1);
+    let joined = sim.now;
+    sim.run_for(3 * SECOND);
+    for publisher in [a, b] {
+        for kind in [MediaKind::Video, MediaKind::Audio] {
+            let got = sim.clients[viewer].count_from_since(publisher as u8, kind, joined);
+            assert!(
+                got > 80,
+                "the viewer got {got} {kind:?} packets from {publisher}"
+            );
+        }
+    }
+    // It publishes nothing, so nobody gets anything from it.
+    assert_eq!(sim.clients[a].count_from(viewer as u8, MediaKind::Audio), 0);
+}

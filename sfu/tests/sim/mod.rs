@@ -321,7 +321,24 @@ impl Sim {
         self.join_as(meeting, 1, false)
     }
 
+    /// Adds a client that publishes nothing: its one offer has a receive-only audio m-line.
+    pub fn join_receive_only(&mut self, meeting: i64) -> usize {
+        let index = self.join_with(meeting, 1, false, Direction::RecvOnly);
+        self.clients[index].publishing = false;
+        index
+    }
+
     fn join_as(&mut self, meeting: i64, layers: usize, video: bool) -> usize {
+        self.join_with(meeting, layers, video, Direction::SendOnly)
+    }
+
+    fn join_with(
+        &mut self,
+        meeting: i64,
+        layers: usize,
+        video: bool,
+        audio_direction: Direction,
+    ) -> usize {
         let index = self.clients.len();
         assert!(index < 250, "the simulator numbers clients in a byte");
         let addr = SocketAddr::from((Ipv4Addr::new(10, 0, 1, index as u8 + 1), 5000));
@@ -333,7 +350,7 @@ impl Sim {
             .build(self.now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("a valid address"));
         let mut sdp = rtc.sdp_api();
-        let audio_mid = sdp.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let audio_mid = sdp.add_media(MediaKind::Audio, audio_direction, None, None, None);
         let simulcast = (layers > 1).then(|| {
             let mut s = Simulcast::new();
             for rid in &RIDS[..layers] {
