@@ -395,8 +395,25 @@ impl SfuCore {
         self.drain_dirty(now);
     }
 
-    /// A datagram arrived at the SFU's socket.
+    /// A datagram arrived at the SFU's socket. Everything it causes is done before this
+    /// returns: [`Self::receive`] followed by [`Self::drain`].
     pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        self.receive(now, source, destination, contents);
+        self.drain(now);
+    }
+
+    /// A datagram arrived: its endpoint handles it at once (media it carries is written to
+    /// the receivers' sessions), but the receivers' sessions are polled only by the next
+    /// [`Self::drain`]. A caller with several datagrams in hand receives them all, then drains
+    /// once: each receiver's session (ICE, DTLS, timers, pacing, encryption) is then polled once
+    /// for all the packets it got, not once per packet.
+    pub fn receive(
         &mut self,
         now: Instant,
         source: SocketAddr,
@@ -442,7 +459,14 @@ impl SfuCore {
             tracing::debug!(endpoint = %id, error = %e, "datagram rejected");
             self.counters.dropped_datagrams += 1;
         }
-        self.mark_dirty(id);
+        if let Err(reason) = self.drain_endpoint(now, id) {
+            self.remove_gone(now, id, reason);
+        }
+        self.refresh_deadline(id);
+    }
+
+    /// Polls every session with something to send or say (see [`Self::receive`]).
+    pub fn drain(&mut self, now: Instant) {
         self.drain_dirty(now);
     }
 

@@ -1,39 +1,48 @@
-//! A cheap bitrate meter: bytes over the last second, in two half-second buckets.
+//! A cheap bitrate meter: bytes over the last three seconds, in half-second buckets.
+//!
+//! Three seconds, not one: a video stream's keyframe (every few seconds, several times a
+//! delta frame's size) must not read as a jump in its rate, or the bandwidth allocator would
+//! pause a tile each time one passes.
 
 use std::time::{Duration, Instant};
 
-const HALF: Duration = Duration::from_millis(500);
+const BUCKET: Duration = Duration::from_millis(500);
+const BUCKETS: usize = 6;
 
 /// Bitrate of one incoming stream.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RateMeter {
     /// Start of the current bucket.
     bucket_start: Option<Instant>,
-    current: u64,
-    previous: u64,
+    /// Bytes per bucket; `current` indexes the one filling now.
+    bytes: [u64; BUCKETS],
+    current: usize,
+    /// Completed buckets so far, up to `BUCKETS - 1` (the window grows to its full length).
+    completed: usize,
 }
 
 impl RateMeter {
     /// Counts a packet of `bytes`.
     pub(crate) fn record(&mut self, now: Instant, bytes: usize) {
         self.roll(now);
-        self.current += bytes as u64;
+        self.bytes[self.current] += bytes as u64;
     }
 
-    /// Bits per second over the last half second to second; `None` before any data.
+    /// Bits per second over the window (up to three seconds); `None` before any data.
     pub(crate) fn bps(&self, now: Instant) -> Option<u64> {
         let start = self.bucket_start?;
         let age = now.saturating_duration_since(start);
-        if age >= 2 * HALF {
+        // Buckets that have ended since the last packet count as empty.
+        let idle = (age.as_nanos() / BUCKET.as_nanos()) as usize;
+        if idle >= BUCKETS {
             return Some(0);
         }
-        // The window is the previous bucket (whole) and the current one (so far).
-        let (bytes, window) = if age >= HALF {
-            (self.current, age)
-        } else {
-            (self.previous + self.current, HALF + age)
-        };
-        Some((bytes as f64 * 8.0 / window.as_secs_f64().max(0.001)) as u64)
+        let kept = self.completed.min(BUCKETS - 1 - idle);
+        let total: u64 = (0..=kept)
+            .map(|back| self.bytes[(self.current + BUCKETS - back) % BUCKETS])
+            .sum();
+        let window = BUCKET * kept as u32 + age;
+        Some((total as f64 * 8.0 / window.as_secs_f64().max(0.001)) as u64)
     }
 
     fn roll(&mut self, now: Instant) {
@@ -41,16 +50,22 @@ impl RateMeter {
             self.bucket_start = Some(now);
             return;
         };
-        let age = now.saturating_duration_since(start);
-        if age >= 2 * HALF {
-            self.previous = 0;
-            self.current = 0;
-            self.bucket_start = Some(now);
-        } else if age >= HALF {
-            self.previous = self.current;
-            self.current = 0;
-            self.bucket_start = Some(start + HALF);
+        let mut start = start;
+        let mut steps = 0;
+        while now.saturating_duration_since(start) >= BUCKET {
+            start += BUCKET;
+            steps += 1;
+            if steps > BUCKETS {
+                // Silent for longer than the window: start afresh.
+                *self = Self::default();
+                self.bucket_start = Some(now);
+                return;
+            }
+            self.current = (self.current + 1) % BUCKETS;
+            self.bytes[self.current] = 0;
+            self.completed = (self.completed + 1).min(BUCKETS - 1);
         }
+        self.bucket_start = Some(start);
     }
 }
 
@@ -68,6 +83,23 @@ mod tests {
         }
         let bps = m.bps(t0 + Duration::from_millis(2995)).expect("measured");
         assert!((900_000..=1_100_000).contains(&bps), "{bps}");
+    }
+
+    #[test]
+    fn a_keyframe_every_few_seconds_hardly_moves_the_rate() {
+        let t0 = Instant::now();
+        let mut m = RateMeter::default();
+        // 30 frames a second of 4,000 bytes (960 kb/s), a keyframe of 30,000 bytes every 2.5 s.
+        let mut highest = 0;
+        for frame in 0..300u32 {
+            let at = t0 + Duration::from_millis(u64::from(frame) * 1000 / 30);
+            let size = if frame % 75 == 0 { 30_000 } else { 4_000 };
+            m.record(at, size);
+            if frame > 90 {
+                highest = highest.max(m.bps(at).expect("measured"));
+            }
+        }
+        assert!(highest < 1_250_000, "a keyframe reads as {highest} b/s");
     }
 
     #[test]

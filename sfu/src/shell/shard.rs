@@ -89,6 +89,12 @@ impl Shard {
                             Err(_) => break,
                         }
                     }
+                    // Each receiver's session is polled once for the whole batch.
+                    let now = Instant::now();
+                    let rooms: Vec<MeetingId> = self.rooms.keys().copied().collect();
+                    for meeting in rooms {
+                        self.in_room(meeting, |room| room.drain(now));
+                    }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     let now = Instant::now();
@@ -115,9 +121,7 @@ impl Shard {
                 source,
                 bytes,
             } => {
-                self.in_room(meeting, |room| {
-                    room.handle_datagram(now, source, local, &bytes)
-                });
+                self.in_room(meeting, |room| room.receive(now, source, local, &bytes));
             }
             ShardMsg::Command(command) => self.command(now, command),
         }
