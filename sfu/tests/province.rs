@@ -212,8 +212,8 @@ fn broadcast_to_213_sites_in_floor_mode() {
     );
 
     // Thin links still get the floor's video, below the chair's top layer, and do not flap:
-    // at most one upgrade that the estimate then takes back (the next one waits twice as
-    // long).
+    // over three seconds at most three layer changes in all (an upgrade that the estimate
+    // takes back, and one more try after the doubled hold), not a change at every keyframe.
     for &s in &thin {
         let (layers, switches) = layers_of(&sim, s, chair, steady);
         let (holder_layers, holder_switches) = layers_of(&sim, s, holder, steady);
@@ -226,7 +226,7 @@ fn broadcast_to_213_sites_in_floor_mode() {
             "thin site {s} gets chair layers {layers:?}"
         );
         assert!(
-            switches + holder_switches <= 2,
+            switches + holder_switches <= 3,
             "thin site {s} switched {switches} + {holder_switches} times"
         );
     }

@@ -36,6 +36,9 @@ pub use media::{MAX_VIDEO_SLOTS, MAX_VIEW_ENTRIES};
 use meeting::Meeting;
 pub use meeting::{AudioMode, MediaPolicy};
 
+/// Video packets each receive slot keeps for retransmission.
+const VIDEO_SEND_BUFFER: usize = 400;
+
 /// Settings of the core. The defaults suit a meeting-room network.
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
@@ -307,6 +310,10 @@ impl SfuCore {
             // Capture timestamps pass through unchanged: receivers (and the benchmark) measure
             // end-to-end delay with them. Id 7 is free in str0m's standard map.
             .set_extension(7, Extension::AbsoluteCaptureTime)
+            // Packets kept per video slot to answer NACKs: ~3 s at 1.5 Mb/s, far more than a
+            // retransmission can still be useful for. str0m's default (1,000) costs over 1 MB a
+            // slot once full, which a 213-site meeting multiplies.
+            .set_send_buffer_video(VIDEO_SEND_BUFFER)
             .build(now);
         for addr in &self.config.candidate_addrs {
             let candidate = Candidate::host(*addr, "udp")
