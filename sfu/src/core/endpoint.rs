@@ -364,8 +364,8 @@ impl Endpoint {
         self.slot_index.get(&(source, source_mid)).copied()
     }
 
-    /// Puts exactly the sources in `wanted` (at most `cap`, most wanted first) on this
-    /// endpoint's slots of `kind`. A source already on a slot stays there; the others take
+    /// Puts exactly the sources in `wanted` (most wanted first, already no more than a
+    /// receiver may get) on this endpoint's slots of `kind`. A source already on a slot stays there; the others take
     /// the slots freed, then new slots (negotiated at the next offer). Appends to `removed`
     /// and `added` the sources that left or got a slot.
     pub(crate) fn assign_slots(
@@ -385,7 +385,7 @@ impl Endpoint {
             }
         }
         for source in wanted {
-            if self.slot_index.contains_key(source) && !removed.contains(source) {
+            if self.slot_index.contains_key(source) {
                 continue;
             }
             added.push(*source);

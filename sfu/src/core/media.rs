@@ -97,7 +97,7 @@ impl SfuCore {
                     MediaKind::Video => {
                         let shown = ep.view.as_ref().is_none_or(|v| v.contains_key(&source));
                         if shown && meeting.video_allowed(source, receiver) {
-                            video.push((meeting.video_rank(source), (source, track.mid)));
+                            video.push((meeting.video_order(source), (source, track.mid)));
                         }
                     }
                     MediaKind::Audio => {
@@ -263,7 +263,9 @@ impl SfuCore {
             let Some(index) = receiver.slot_of(source, mid) else {
                 continue;
             };
-            let wanted = if is_video && meeting.video_allowed(source, *receiver_id) {
+            // The slot itself says last-N allows this source (slots are re-planned when it
+            // changes); the view says at what size.
+            let wanted = if is_video {
                 receiver.wanted_layer(source, &layers)
             } else {
                 None
@@ -479,9 +481,7 @@ impl SfuCore {
         kind: KeyframeRequestKind,
     ) {
         let Some(throttle) = self
-            .endpoints
-            .get_mut(&source)
-            .and_then(|ep| ep.tracks_in.iter_mut().find(|t| t.mid == mid))
+            .track_in_mut((source, mid))
             .and_then(|t| t.keyframes.get_mut(usize::from(layer)))
         else {
             return;
@@ -500,9 +500,7 @@ impl SfuCore {
     /// at most once per interval, for as long as the wait lasts.
     fn need_keyframe(&mut self, now: Instant, source: EndpointId, mid: Mid, layer: Layer) {
         let allowed = self
-            .endpoints
-            .get_mut(&source)
-            .and_then(|ep| ep.tracks_in.iter_mut().find(|t| t.mid == mid))
+            .track_in_mut((source, mid))
             .and_then(|t| t.keyframes.get_mut(usize::from(layer)))
             .is_some_and(|throttle| throttle.try_now(now));
         if allowed {

@@ -203,7 +203,7 @@ impl Meeting {
 
     /// The rank of `source`'s video among those a receiver should get (lower first): the
     /// floor, active speakers, then the gallery by last-N rank.
-    pub(crate) fn video_rank(&self, source: EndpointId) -> (u8, usize) {
+    pub(crate) fn video_order(&self, source: EndpointId) -> (u8, usize) {
         let group = match self.priority_of(source) {
             Priority::Floor => 0,
             Priority::Speaker => 1,
