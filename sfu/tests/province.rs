@@ -64,11 +64,14 @@ fn streams(sim: &Sim, receiver: usize, kind: MediaKind) -> usize {
 
 /// The layers `receiver` got of `origin`'s video since `t`, and how often it changed layer.
 fn layers_of(sim: &Sim, receiver: usize, origin: usize, t: Instant) -> (BTreeSet<u8>, usize) {
-    let got: Vec<u8> = received_since(sim, receiver, MediaKind::Video, t)
-        .iter()
+    let mut got: Vec<Received> = received_since(sim, receiver, MediaKind::Video, t)
+        .into_iter()
         .filter(|r| usize::from(r.origin) == origin)
-        .map(|r| r.layer)
         .collect();
+    // In stream order: a retransmission of a packet sent before a switch arrives after it,
+    // and is not a switch back.
+    got.sort_by_key(|r| r.seq);
+    let got: Vec<u8> = got.iter().map(|r| r.layer).collect();
     let switches = got.windows(2).filter(|w| w[0] != w[1]).count();
     (got.into_iter().collect(), switches)
 }
