@@ -5,22 +5,37 @@ say() { printf '%s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 apt_updated=0
-# need COMMAND PACKAGE: make sure COMMAND exists, installing PACKAGE with apt-get if we may.
-need() {
-  local cmd=$1 pkg=$2
-  command -v "$cmd" >/dev/null 2>&1 && return 0
+# apt_install PACKAGE WHAT: install PACKAGE with apt-get if we may (root on Debian), or stop
+# with one line saying what to install.
+apt_install() {
+  local pkg=$1 what=$2
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing $pkg (for $cmd)..."
+    say "installing $pkg (for $what)..."
     if [ $apt_updated = 0 ]; then
       DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed; install $pkg by hand"
       apt_updated=1
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null \
       || die "could not install $pkg; install it with: apt-get install $pkg"
-    command -v "$cmd" >/dev/null 2>&1 || die "$pkg installed but $cmd is still missing"
   else
-    die "$cmd is missing; install it with: sudo apt-get install $pkg"
+    die "$what is missing; install it with: sudo apt-get install $pkg"
   fi
+}
+
+# need COMMAND PACKAGE: make sure COMMAND exists, installing PACKAGE if it does not.
+need() {
+  local cmd=$1 pkg=$2
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  apt_install "$pkg" "$cmd"
+  command -v "$cmd" >/dev/null 2>&1 || die "$pkg installed but $cmd is still missing"
+}
+
+# need_file GLOB PACKAGE: the same for a program outside PATH (PostgreSQL's initdb).
+need_file() {
+  local glob=$1 pkg=$2
+  compgen -G "$glob" >/dev/null && return 0
+  apt_install "$pkg" "$glob"
+  compgen -G "$glob" >/dev/null || die "$pkg installed but $glob is still missing"
 }
 
 # The web client's npm packages, exactly as locked, and its build.

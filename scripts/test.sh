@@ -11,6 +11,9 @@ need chromium chromium
 need vpxenc vpx-tools
 need opusenc opus-tools
 need janus janus
+# The storage tests run on SQLite and on a throwaway PostgreSQL they start themselves.
+need_file '/usr/lib/postgresql/*/bin/initdb' postgresql
+export BRIDGE_TEST_POSTGRES=required
 build_web_client
 
 say "== formatting and lints"

@@ -65,11 +65,25 @@ pub struct Config {
     #[arg(long, env = "BRIDGE_TURN_CREDENTIAL")]
     pub turn_credential: Option<String>,
 
+    /// Database URL: `postgres://user:password@host/db` for PostgreSQL. Default: SQLite, the file
+    /// `bridge.sqlite3` in the data folder.
+    #[arg(long, env = "BRIDGE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Password of the administrator account `admin` created on first start (when there is no
+    /// account yet). Without it a random one is written to `initial-admin-password.txt` in the
+    /// data folder.
+    #[arg(long, env = "BRIDGE_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
     /// Bearer token for the moderation API (`POST /api/meetings/{id}/policy`). Without it the
     /// moderation API is off. Interim: accounts and roles replace it.
     #[arg(long, env = "BRIDGE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 }
+
+/// The password of `admin` in [`Config::for_test`].
+pub const TEST_ADMIN_PASSWORD: &str = "test-admin-password";
 
 impl Config {
     /// The media addresses advertised to clients.
@@ -117,6 +131,8 @@ impl Config {
             turn_username: None,
             turn_credential: None,
             admin_token: None,
+            database_url: None,
+            admin_password: Some(TEST_ADMIN_PASSWORD.into()),
         }
     }
 }

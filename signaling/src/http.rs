@@ -12,7 +12,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::AppState;
-use crate::protocol::MAX_MESSAGE_BYTES;
+use crate::db::DbError;
+use crate::protocol::{MAX_MESSAGE_BYTES, MeetingInfo};
+use crate::{audit, auth, meetings, sites};
 
 /// Largest WebSocket message the transport reads at all; between [`MAX_MESSAGE_BYTES`] and this,
 /// the client gets a clear `message_too_large` error; above it the connection is closed.
@@ -24,17 +26,39 @@ const MAX_BODY: usize = 64 * 1024;
 pub fn router(state: AppState) -> Router {
     let web_root = state.web_root.clone();
     let index = ServeFile::new(web_root.join("index.html"));
+    // A province's CSV is bigger than any other body.
+    let import = Router::new()
+        .route("/api/sites/import", post(sites::import))
+        .layer(RequestBodyLimitLayer::new(sites::MAX_IMPORT_BYTES));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/api/meetings", get(meetings))
+        .route("/api/openapi.json", get(crate::openapi::document))
+        .route("/api/login", post(auth::login))
+        .route("/api/logout", post(auth::logout))
+        .route("/api/device/login", post(auth::device_login))
+        .route("/api/me", get(auth::me))
+        .route("/api/people", get(auth::people).post(auth::add_person))
+        .route("/api/sites", get(sites::list).post(sites::add))
+        .route("/api/sites/{id}/credential", post(sites::issue_credential))
+        .route("/api/sites/{id}/meetings", get(meetings::of_site))
+        .route("/api/schedule", get(meetings::schedule))
+        .route("/api/meetings", get(open_meetings).post(meetings::create))
+        .route(
+            "/api/meetings/{id}",
+            get(meetings::get).put(meetings::update),
+        )
+        .route("/api/meetings/{id}/calendar.ics", get(meetings::calendar))
         .route(
             "/api/meetings/{id}/policy",
             post(crate::moderation::set_policy),
         )
+        .route("/api/meetings/{id}/{action}", post(meetings::life))
+        .route("/api/audit", get(audit::list))
         .route("/ws", get(ws))
-        .fallback_service(ServeDir::new(web_root).fallback(index))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .merge(import)
+        .fallback_service(ServeDir::new(web_root).fallback(index))
         .with_state(state)
 }
 
@@ -50,11 +74,12 @@ async fn ws(upgrade: WebSocketUpgrade, State(state): State<AppState>) -> Respons
 }
 
 /// An API error: a stable code and a human message, as JSON, with its HTTP status.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ApiError {
     #[serde(skip)]
     status: StatusCode,
     /// Stable, machine-readable code.
+    #[schema(value_type = String)]
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
@@ -80,13 +105,39 @@ impl ApiError {
     }
 }
 
+/// A storage failure as the client sees it: details go to the log only.
+pub fn db_error(e: &DbError, doing: &str) -> ApiError {
+    tracing::error!(error = %e, "{doing} failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        format!("{doing} failed: the database is unavailable, try again"),
+    )
+}
+
+/// A JSON body, or a 400 `invalid_body` naming what is wrong.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("invalid request body: {e}"),
+        )
+    })
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self)).into_response()
     }
 }
 
-async fn meetings(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// The meetings open for joining now (roll call or in progress): the join page's list. The one
+/// API read that needs no session (see the README: the join flow gets accounts with the web
+/// client's login).
+#[utoipa::path(get, path = "/api/meetings", tag = "meetings",
+    responses((status = 200, body = [MeetingInfo])))]
+pub async fn open_meetings(State(state): State<AppState>) -> Result<Response, ApiError> {
     match state.db.meetings().await {
         Ok(list) => Ok(Json(list).into_response()),
         Err(e) => {

@@ -7,12 +7,20 @@
 //!
 //! [`start`] wires the parts: the database, the SFU task, the hub and the HTTP routes.
 
+pub mod audit;
+pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod http;
 pub mod hub;
+pub mod ical;
+pub mod lifecycle;
+pub mod meetings;
 pub mod moderation;
+pub mod openapi;
 pub mod protocol;
+pub mod sites;
 pub mod tls;
 mod ws;
 
@@ -57,6 +65,9 @@ pub enum StartError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] db::DbError),
+    /// The first administrator account could not be created.
+    #[error("cannot create the first administrator: {0}")]
+    Admin(String),
     /// The media port could not be bound.
     #[error("cannot bind the media port {addr}: {source}")]
     Media {
@@ -73,8 +84,20 @@ pub async fn start(config: &Config) -> Result<AppState, StartError> {
         path: config.data_dir.clone(),
         source,
     })?;
-    let db = Db::open(&config.data_dir).await?;
+    let url = config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| db::sqlite_url(&config.data_dir));
+    let db = Db::open(&url).await?;
     db.ensure_demo_meeting().await?;
+    let password_file = config.data_dir.join("initial-admin-password.txt");
+    match auth::ensure_admin(&db, config.admin_password.as_deref(), &password_file).await {
+        Ok(Some(where_)) => {
+            tracing::info!("first start: administrator account `admin` created, password {where_}")
+        }
+        Ok(None) => {}
+        Err(e) => return Err(StartError::Admin(e.message)),
+    }
     let mut sfu_config = SfuConfig::new(config.media_addr);
     sfu_config.candidate_addrs = config.candidate_addrs();
     let (sfu, events) = sfu::spawn(sfu_config)

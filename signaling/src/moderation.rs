@@ -20,7 +20,7 @@ pub const MAX_MUTED: usize = 512;
 pub const MAX_N: usize = 512;
 
 /// The body of `POST /api/meetings/{id}/policy`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRequest {
     /// `"open"` or `"floor"`.
@@ -43,7 +43,7 @@ pub struct PolicyRequest {
 }
 
 /// A meeting's audio mode as the API spells it.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Everyone may speak.
@@ -130,7 +130,12 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// `POST /api/meetings/{id}/policy`.
+/// Set what a meeting's media plane enforces (bearer `--admin-token`; interim).
+#[utoipa::path(post, path = "/api/meetings/{id}/policy", tag = "moderation",
+    request_body = PolicyRequest,
+    params(("id" = i64, Path, description = "Meeting id")),
+    responses((status = 204), (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn set_policy(
     State(state): State<AppState>,
     Path(meeting): Path<i64>,

@@ -190,7 +190,7 @@ pub struct ParticipantInfo {
 }
 
 /// A meeting as a client sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MeetingInfo {
     /// Its id.
     pub id: i64,
