@@ -390,3 +390,44 @@ fn a_receive_only_site_joining_late_gets_everyone_already_publishing() {
     // It publishes nothing, so nobody gets anything from it.
     assert_eq!(sim.clients[a].count_from(viewer as u8, MediaKind::Audio), 0);
 }
+
+#[test]
+fn what_arrives_from_each_site_is_reported_for_roll_call() {
+    let mut sim = Sim::new();
+    let a = sim.join(1);
+    let b = sim.join_audio_only(1);
+    let c = sim.join_receive_only(1);
+    sim.run_for(2 * SECOND);
+    let reports = |sim: &Sim, i: usize| -> Vec<(std::time::Instant, bool, bool)> {
+        let id = sim.clients[i].id;
+        sim.events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                SfuEvent::Media {
+                    endpoint,
+                    audio,
+                    video,
+                } if *endpoint == id => Some((*t, *audio, *video)),
+                _ => None,
+            })
+            .collect()
+    };
+    let last = |sim: &Sim, i: usize| reports(sim, i).last().map(|(_, a, v)| (*a, *v));
+    assert_eq!(last(&sim, a), Some((true, true)));
+    assert!(reports(&sim, a).len() <= 2, "{:?}", reports(&sim, a));
+    assert_eq!(last(&sim, b), Some((true, false)));
+    assert_eq!(last(&sim, c), None, "a receive-only site sends nothing");
+
+    // The camera and microphone stop: after a few seconds, nothing arrives.
+    sim.clients[a].publishing = false;
+    let stopped = sim.now;
+    sim.run_for(5 * SECOND);
+    let (t, audio, video) = *reports(&sim, a).last().expect("a report");
+    assert_eq!((audio, video), (false, false));
+    let after = t - stopped;
+    assert!(
+        after >= 3 * SECOND && after < 4 * SECOND,
+        "reported {after:?} after the stop"
+    );
+    assert_eq!(last(&sim, b), Some((true, false)), "b still speaks");
+}

@@ -144,7 +144,7 @@ fn unauthorized(message: &str) -> ApiError {
 }
 
 /// The session token a request carries: bearer header first, then the cookie.
-fn token_of(headers: &HeaderMap) -> Option<&str> {
+pub fn token_of(headers: &HeaderMap) -> Option<&str> {
     if let Some(bearer) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

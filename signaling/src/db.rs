@@ -31,6 +31,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "lifecycle",
         include_str!("../migrations/sqlite/0002_lifecycle.sql"),
     ),
+    (
+        3,
+        "live",
+        include_str!("../migrations/sqlite/0003_live.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema migrations: the same versions, tables and columns as [`SQLITE`].
@@ -44,6 +49,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         2,
         "lifecycle",
         include_str!("../migrations/postgres/0002_lifecycle.sql"),
+    ),
+    (
+        3,
+        "live",
+        include_str!("../migrations/postgres/0003_live.sql"),
     ),
 ];
 

@@ -14,7 +14,7 @@ use tower_http::services::{ServeDir, ServeFile};
 use crate::AppState;
 use crate::db::DbError;
 use crate::protocol::{MAX_MESSAGE_BYTES, MeetingInfo};
-use crate::{audit, auth, meetings, sites};
+use crate::{attendance, audit, auth, meetings, sites};
 
 /// Largest WebSocket message the transport reads at all; between [`MAX_MESSAGE_BYTES`] and this,
 /// the client gets a clear `message_too_large` error; above it the connection is closed.
@@ -49,6 +49,8 @@ pub fn router(state: AppState) -> Router {
             get(meetings::get).put(meetings::update),
         )
         .route("/api/meetings/{id}/calendar.ics", get(meetings::calendar))
+        .route("/api/meetings/{id}/attendance.csv", get(attendance::csv))
+        .route("/api/meetings/{id}/roll-call", get(attendance::roll_call))
         .route(
             "/api/meetings/{id}/policy",
             post(crate::moderation::set_policy),
@@ -66,11 +68,24 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn ws(upgrade: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+async fn ws(
+    upgrade: WebSocketUpgrade,
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    // A session cookie (browsers) or bearer token (room terminals) makes the session someone;
+    // without one it is a guest.
+    let caller = match auth::token_of(&headers) {
+        Some(token) if token.len() <= 128 => match auth::caller_of(&state.db, token).await {
+            Ok(caller) => caller,
+            Err(e) => return db_error(&e, "reading a session").into_response(),
+        },
+        _ => None,
+    };
     upgrade
         .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| crate::ws::session(socket, state))
+        .on_upgrade(move |socket| crate::ws::session(socket, state, caller))
 }
 
 /// An API error: a stable code and a human message, as JSON, with its HTTP status.

@@ -1,19 +1,27 @@
 //! The hub: the one owner of who is in which meeting right now.
 //!
-//! WebSocket sessions and the SFU talk to it by messages; it keeps each participant's outbox
-//! and tells the others when someone enters or leaves. No locks: one task owns the state.
+//! WebSocket sessions and the SFU talk to it by messages; it keeps each participant's outbox,
+//! tells the others when someone enters or leaves, and runs each scheduled meeting's live state
+//! ([`Live`]): it hands the SFU the media policy to enforce, stores moderation and attendance,
+//! and sends roll call to those who see it. No locks: one task owns the state.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use sfu::{EndpointId, SfuEvent, SfuHandle, SlotKind};
+use sfu::{EndpointId, MediaPolicy, MeetingId, SfuEvent, SfuHandle, SlotKind};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::attendance;
+use crate::db::Db;
+use crate::live::{Command, Live, Refusal, RollCallEntry, Setup, Who};
 use crate::protocol::{MeetingInfo, ParticipantInfo, ServerMsg, SlotMsg};
 
 /// How many messages may wait for a slow client before it is disconnected.
 pub const OUTBOX_CAPACITY: usize = 256;
+/// Roll call goes out at most this often while it changes.
+const ROLL_CALL_EVERY: Duration = Duration::from_secs(1);
 
 /// Live counts for `/metrics`.
 #[derive(Debug, Default)]
@@ -33,23 +41,53 @@ pub struct Joined {
     pub others: Vec<ParticipantInfo>,
 }
 
+/// A request to enter a meeting.
+pub struct JoinRequest {
+    /// The meeting.
+    pub meeting: MeetingInfo,
+    /// Display name.
+    pub name: String,
+    /// Who the session proved to be.
+    pub who: Who,
+    /// The meeting's live set-up, used if it is not live yet.
+    pub setup: Setup,
+    /// Where this participant's messages go.
+    pub outbox: mpsc::Sender<ServerMsg>,
+}
+
 enum HubMsg {
     Join {
-        meeting: MeetingInfo,
-        name: String,
-        outbox: mpsc::Sender<ServerMsg>,
-        reply: oneshot::Sender<Joined>,
+        request: Box<JoinRequest>,
+        reply: oneshot::Sender<Result<Joined, Refusal>>,
     },
     Leave {
         id: u64,
     },
+    Command {
+        id: u64,
+        command: Command,
+        reply: oneshot::Sender<Result<(), Refusal>>,
+    },
+    Online {
+        site: i64,
+        connected: bool,
+    },
+    RollCall {
+        meeting: i64,
+        setup: Box<Setup>,
+        reply: oneshot::Sender<Vec<RollCallEntry>>,
+    },
     Sfu(SfuEvent),
+    Tick,
 }
 
 struct Participant {
     meeting: i64,
     name: String,
+    who: Who,
     outbox: mpsc::Sender<ServerMsg>,
+    /// Its attendance row, in a scheduled meeting.
+    attendance: Option<i64>,
 }
 
 /// The sending side of the hub. Cheap to clone.
@@ -61,7 +99,11 @@ pub struct Hub {
 
 impl Hub {
     /// Starts the hub task. It consumes the SFU's events.
-    pub fn spawn(sfu: SfuHandle, mut sfu_events: mpsc::UnboundedReceiver<SfuEvent>) -> Self {
+    pub fn spawn(
+        db: Db,
+        sfu: SfuHandle,
+        mut sfu_events: mpsc::UnboundedReceiver<SfuEvent>,
+    ) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let gauges = Arc::new(HubGauges::default());
         let forward = tx.clone();
@@ -72,9 +114,25 @@ impl Hub {
                 }
             }
         });
+        let ticks = tx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(ROLL_CALL_EVERY);
+            loop {
+                every.tick().await;
+                if ticks.send(HubMsg::Tick).is_err() {
+                    return;
+                }
+            }
+        });
         let mut state = HubState {
             participants: HashMap::new(),
+            live: HashMap::new(),
+            policies: HashMap::new(),
+            online: BTreeMap::new(),
+            roll_call_due: BTreeSet::new(),
+            ticks: 0,
             next_id: 1,
+            db,
             sfu,
             gauges: gauges.clone(),
         };
@@ -86,20 +144,14 @@ impl Hub {
         Self { tx, gauges }
     }
 
-    /// Enters a meeting. Messages for this participant go to `outbox`; when the hub drops it
-    /// (the participant was removed), the session should close.
-    pub async fn join(
-        &self,
-        meeting: MeetingInfo,
-        name: String,
-        outbox: mpsc::Sender<ServerMsg>,
-    ) -> Option<Joined> {
+    /// Enters a meeting. Messages for this participant go to the request's outbox; when the
+    /// hub drops it (the participant was removed), the session should close. `None`: the hub
+    /// is gone.
+    pub async fn join(&self, request: JoinRequest) -> Option<Result<Joined, Refusal>> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(HubMsg::Join {
-                meeting,
-                name,
-                outbox,
+                request: Box::new(request),
                 reply,
             })
             .ok()?;
@@ -111,6 +163,31 @@ impl Hub {
         let _ = self.tx.send(HubMsg::Leave { id });
     }
 
+    /// A floor-control or moderation command from participant `id`.
+    pub async fn command(&self, id: u64, command: Command) -> Option<Result<(), Refusal>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(HubMsg::Command { id, command, reply }).ok()?;
+        rx.await.ok()
+    }
+
+    /// A session of `site` connected to signaling (`true`) or went away: roll call shows it.
+    pub fn online(&self, site: i64, connected: bool) {
+        let _ = self.tx.send(HubMsg::Online { site, connected });
+    }
+
+    /// Roll call of `meeting` now (from `setup` if it is not live).
+    pub async fn roll_call(&self, meeting: i64, setup: Setup) -> Option<Vec<RollCallEntry>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(HubMsg::RollCall {
+                meeting,
+                setup: Box::new(setup),
+                reply,
+            })
+            .ok()?;
+        rx.await.ok()
+    }
+
     /// Live counts.
     pub fn gauges(&self) -> &HubGauges {
         &self.gauges
@@ -119,7 +196,17 @@ impl Hub {
 
 struct HubState {
     participants: HashMap<u64, Participant>,
+    /// Meetings with someone in them.
+    live: HashMap<i64, Live>,
+    /// The policy last handed to the SFU per scheduled meeting.
+    policies: HashMap<i64, MediaPolicy>,
+    /// Connected sessions per site.
+    online: BTreeMap<i64, usize>,
+    /// Meetings whose roll call changed since it was last sent.
+    roll_call_due: BTreeSet<i64>,
+    ticks: i64,
     next_id: u64,
+    db: Db,
     sfu: SfuHandle,
     gauges: Arc<HubGauges>,
 }
@@ -127,68 +214,220 @@ struct HubState {
 impl HubState {
     async fn handle(&mut self, msg: HubMsg) {
         match msg {
-            HubMsg::Join {
+            HubMsg::Join { request, reply } => self.join(*request, reply).await,
+            HubMsg::Leave { id } => self.remove(id).await,
+            HubMsg::Command { id, command, reply } => {
+                let result = self.command(id, command).await;
+                let _ = reply.send(result);
+            }
+            HubMsg::Online { site, connected } => {
+                let n = self.online.entry(site).or_default();
+                if connected {
+                    *n += 1;
+                } else {
+                    *n = n.saturating_sub(1);
+                }
+                for (meeting, live) in &self.live {
+                    if live.invites(site) {
+                        self.roll_call_due.insert(*meeting);
+                    }
+                }
+            }
+            HubMsg::RollCall {
                 meeting,
-                name,
-                outbox,
+                setup,
                 reply,
             } => {
-                let id = self.next_id;
-                self.next_id += 1;
-                let others = self
-                    .participants
-                    .iter()
-                    .filter(|(_, p)| p.meeting == meeting.id)
-                    .map(|(id, p)| ParticipantInfo {
-                        id: *id,
-                        name: p.name.clone(),
-                    })
-                    .collect();
-                let info = ParticipantInfo {
-                    id,
-                    name: name.clone(),
+                let entries = match self.live.get(&meeting) {
+                    Some(live) => live.roll_call(&self.online),
+                    None => Live::new(*setup).roll_call(&self.online),
                 };
-                tracing::info!(meeting = meeting.id, participant = id, "participant joined");
-                self.participants.insert(
-                    id,
-                    Participant {
-                        meeting: meeting.id,
-                        name,
-                        outbox,
-                    },
-                );
-                if reply.send(Joined { id, others }).is_err() {
-                    // The session went away while joining.
-                    self.remove(id).await;
-                    return;
-                }
-                self.broadcast(
-                    meeting.id,
-                    id,
-                    ServerMsg::ParticipantJoined { participant: info },
-                )
-                .await;
+                let _ = reply.send(entries);
             }
-            HubMsg::Leave { id } => self.remove(id).await,
-            HubMsg::Sfu(SfuEvent::Offer { endpoint, sdp }) => {
+            HubMsg::Tick => self.tick().await,
+            HubMsg::Sfu(event) => self.sfu_event(event).await,
+        }
+        self.update_gauges();
+    }
+
+    async fn join(
+        &mut self,
+        request: JoinRequest,
+        reply: oneshot::Sender<Result<Joined, Refusal>>,
+    ) {
+        let JoinRequest {
+            meeting,
+            name,
+            who,
+            setup,
+            outbox,
+        } = request;
+        let live = self
+            .live
+            .entry(meeting.id)
+            .or_insert_with(|| Live::new(setup));
+        if let Err(refusal) = live.may_join(&who) {
+            let _ = reply.send(Err(refusal));
+            if live.is_empty() {
+                self.live.remove(&meeting.id);
+            }
+            return;
+        }
+        // One terminal per site: a second device with the site's credential replaces the
+        // first (a terminal that rebooted must not be locked out by its own ghost).
+        if who.terminal
+            && let Some(site) = who.site_id
+            && let Some(old) = live.terminal_of(site)
+        {
+            tracing::info!(
+                site,
+                old,
+                "a second terminal of the site replaces the first"
+            );
+            self.send_to(
+                old,
+                ServerMsg::error(
+                    "replaced",
+                    "another device logged in with this site's credential took its place",
+                ),
+            )
+            .await;
+            self.remove(old).await;
+        }
+        let Some(live) = self.live.get_mut(&meeting.id) else {
+            return;
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        live.join(id, who.clone());
+        let scheduled = live.is_scheduled();
+        let others = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.meeting == meeting.id)
+            .map(|(id, p)| ParticipantInfo {
+                id: *id,
+                name: p.name.clone(),
+                site: p.who.site_id,
+            })
+            .collect();
+        let info = ParticipantInfo {
+            id,
+            name: name.clone(),
+            site: who.site_id,
+        };
+        let attendance = if scheduled && (who.site_id.is_some() || who.person_id.is_some()) {
+            match attendance::arrived(&self.db, meeting.id, who.site_id, who.person_id).await {
+                Ok(row) => Some(row),
+                Err(e) => {
+                    tracing::error!(error = %e, "recording attendance failed");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        tracing::info!(meeting = meeting.id, participant = id, site = ?who.site_id, "participant joined");
+        self.participants.insert(
+            id,
+            Participant {
+                meeting: meeting.id,
+                name,
+                who,
+                outbox,
+                attendance,
+            },
+        );
+        if reply.send(Ok(Joined { id, others })).is_err() {
+            // The session went away while joining.
+            self.remove(id).await;
+            return;
+        }
+        self.broadcast(
+            meeting.id,
+            id,
+            ServerMsg::ParticipantJoined { participant: info },
+        )
+        .await;
+        if scheduled {
+            let floor = self.floor_msg(meeting.id);
+            self.send_to(id, floor).await;
+            self.push_policy(meeting.id).await;
+            self.roll_call_due.insert(meeting.id);
+        }
+    }
+
+    async fn command(&mut self, id: u64, command: Command) -> Result<(), Refusal> {
+        let Some(p) = self.participants.get(&id) else {
+            return Err(Refusal::NoSite);
+        };
+        let (meeting, actor) = (p.meeting, p.who.actor.clone());
+        let Some(live) = self.live.get_mut(&meeting) else {
+            return Err(Refusal::NoSite);
+        };
+        let changed = live.apply(id, command)?;
+        if changed.moderation {
+            let moderation = live.moderation().clone();
+            let action = match command {
+                Command::Grant(_) => "floor.grant",
+                Command::Revoke => "floor.revoke",
+                Command::Mute(..) => "moderation.mute",
+                Command::MuteAll(_) => "moderation.mute_all",
+                Command::Lock(_) => "moderation.lock",
+                Command::Request | Command::Withdraw | Command::Refuse(_) => "floor.change",
+            };
+            if let Err(e) =
+                attendance::save_moderation(&self.db, meeting, &moderation, &actor, action).await
+            {
+                tracing::error!(meeting, error = %e.message, "storing moderation failed");
+            }
+            self.push_policy(meeting).await;
+        } else if let Command::Refuse(site) = command {
+            // Not stored state, but a moderation decision all the same.
+            let db = self.db.clone();
+            let detail = format!("site {site}'s request refused");
+            if let Ok(mut tx) = db.pool().begin().await
+                && crate::audit::record(
+                    &mut tx,
+                    &actor,
+                    "floor.refuse",
+                    &format!("meeting:{meeting}"),
+                    &detail,
+                )
+                .await
+                .is_ok()
+            {
+                let _ = tx.commit().await;
+            }
+        }
+        if changed.moderation || changed.queue {
+            let floor = self.floor_msg(meeting);
+            self.broadcast(meeting, 0, floor).await;
+        }
+        Ok(())
+    }
+
+    async fn sfu_event(&mut self, event: SfuEvent) {
+        match event {
+            SfuEvent::Offer { endpoint, sdp } => {
                 self.send_to(endpoint.0, ServerMsg::Offer { sdp }).await;
             }
-            HubMsg::Sfu(SfuEvent::Gone { endpoint, reason }) => {
+            SfuEvent::Gone { endpoint, reason } => {
                 tracing::info!(participant = endpoint.0, ?reason, "media connection lost");
                 self.remove(endpoint.0).await;
             }
-            HubMsg::Sfu(SfuEvent::Speakers {
+            SfuEvent::Speakers {
                 meeting,
                 dominant,
                 recent,
-            }) => {
+            } => {
                 let msg = ServerMsg::Speakers {
                     dominant: dominant.0,
                     recent: recent.iter().map(|e| e.0).collect(),
                 };
                 self.broadcast(meeting.0, 0, msg).await;
             }
-            HubMsg::Sfu(SfuEvent::Slots { endpoint, slots }) => {
+            SfuEvent::Slots { endpoint, slots } => {
                 let slots = slots
                     .into_iter()
                     .map(|s| SlotMsg {
@@ -203,11 +442,96 @@ impl HubState {
                     .collect();
                 self.send_to(endpoint.0, ServerMsg::Slots { slots }).await;
             }
-            HubMsg::Sfu(SfuEvent::Connected { endpoint }) => {
+            SfuEvent::Media {
+                endpoint,
+                audio,
+                video,
+            } => {
+                let meeting = self.participants.get(&endpoint.0).map(|p| p.meeting);
+                if let Some(meeting) = meeting
+                    && let Some(live) = self.live.get_mut(&meeting)
+                    && live.media(endpoint.0, audio, video)
+                {
+                    self.roll_call_due.insert(meeting);
+                }
+            }
+            SfuEvent::Connected { endpoint } => {
                 tracing::debug!(participant = endpoint.0, "media connected");
             }
         }
-        self.update_gauges();
+    }
+
+    /// Sends due roll calls; every few ticks, marks attendance as still going.
+    async fn tick(&mut self) {
+        self.ticks += 1;
+        let due = std::mem::take(&mut self.roll_call_due);
+        for meeting in due {
+            let Some(live) = self.live.get(&meeting) else {
+                continue;
+            };
+            let msg = ServerMsg::RollCall {
+                sites: live.roll_call(&self.online),
+            };
+            let viewers: Vec<u64> = self
+                .participants
+                .iter()
+                .filter(|(_, p)| p.meeting == meeting && live.sees_roll_call(&p.who))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in viewers {
+                self.send_to(id, msg.clone()).await;
+            }
+        }
+        let every = attendance::HEARTBEAT_SECS / ROLL_CALL_EVERY.as_secs().max(1) as i64;
+        if self.ticks % every.max(1) == 0
+            && self.participants.values().any(|p| p.attendance.is_some())
+            && let Err(e) = attendance::heartbeat(&self.db).await
+        {
+            tracing::warn!(error = %e, "attendance heartbeat failed");
+        }
+    }
+
+    fn floor_msg(&self, meeting: i64) -> ServerMsg {
+        match self.live.get(&meeting) {
+            Some(live) => {
+                let m = live.moderation();
+                ServerMsg::Floor {
+                    holder: m.floor,
+                    queue: live.queue().to_vec(),
+                    muted: m.muted.iter().copied().collect(),
+                    locked: m.locked,
+                }
+            }
+            None => ServerMsg::Floor {
+                holder: None,
+                queue: Vec::new(),
+                muted: Vec::new(),
+                locked: false,
+            },
+        }
+    }
+
+    /// Hands the SFU a scheduled meeting's policy if it changed.
+    async fn push_policy(&mut self, meeting: i64) {
+        let Some(live) = self.live.get(&meeting) else {
+            return;
+        };
+        if !live.is_scheduled() {
+            return;
+        }
+        let policy = live.policy();
+        if self.policies.get(&meeting) == Some(&policy) {
+            return;
+        }
+        self.policies.insert(meeting, policy.clone());
+        if self
+            .sfu
+            .set_media_policy(MeetingId(meeting), policy)
+            .await
+            .is_err()
+        {
+            tracing::error!(meeting, "the media plane did not take the meeting's policy");
+        }
     }
 
     async fn send_to(&mut self, id: u64, msg: ServerMsg) {
@@ -244,7 +568,27 @@ impl HubState {
         };
         tracing::info!(meeting = p.meeting, participant = id, "participant left");
         self.sfu.leave(EndpointId(id)).await;
+        if let Some(row) = p.attendance
+            && let Err(e) = attendance::left(&self.db, row).await
+        {
+            tracing::error!(error = %e, "recording a departure failed");
+        }
+        let mut floor_changed = false;
+        if let Some(live) = self.live.get_mut(&p.meeting) {
+            floor_changed = live.leave(id).queue;
+            if live.is_empty() {
+                self.live.remove(&p.meeting);
+                self.policies.remove(&p.meeting);
+            } else {
+                self.roll_call_due.insert(p.meeting);
+            }
+        }
         Box::pin(self.broadcast(p.meeting, id, ServerMsg::ParticipantLeft { id })).await;
+        if floor_changed {
+            let floor = self.floor_msg(p.meeting);
+            Box::pin(self.broadcast(p.meeting, 0, floor)).await;
+        }
+        Box::pin(self.push_policy(p.meeting)).await;
     }
 
     fn update_gauges(&self) {

@@ -7,6 +7,7 @@
 //!
 //! [`start`] wires the parts: the database, the SFU task, the hub and the HTTP routes.
 
+pub mod attendance;
 pub mod audit;
 pub mod auth;
 pub mod clock;
@@ -16,6 +17,7 @@ pub mod http;
 pub mod hub;
 pub mod ical;
 pub mod lifecycle;
+pub mod live;
 pub mod meetings;
 pub mod moderation;
 pub mod openapi;
@@ -90,6 +92,14 @@ pub async fn start(config: &Config) -> Result<AppState, StartError> {
         .unwrap_or_else(|| db::sqlite_url(&config.data_dir));
     let db = Db::open(&url).await?;
     db.ensure_demo_meeting().await?;
+    // Stays the last run never closed (it was killed) end when they were last seen.
+    let closed = attendance::close_dangling(&db).await?;
+    if closed > 0 {
+        tracing::info!(
+            closed,
+            "attendance of the previous run closed at its last heartbeat"
+        );
+    }
     let password_file = config.data_dir.join("initial-admin-password.txt");
     match auth::ensure_admin(&db, config.admin_password.as_deref(), &password_file).await {
         Ok(Some(where_)) => {
@@ -106,7 +116,7 @@ pub async fn start(config: &Config) -> Result<AppState, StartError> {
             addr: config.media_addr,
             source,
         })?;
-    let hub = Hub::spawn(sfu.clone(), events);
+    let hub = Hub::spawn(db.clone(), sfu.clone(), events);
     Ok(AppState {
         db,
         hub,

@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::{audit, auth, http, meetings, moderation, sites};
+use crate::{attendance, audit, auth, http, meetings, moderation, sites};
 
 /// The API's description.
 #[derive(OpenApi)]
@@ -35,6 +35,8 @@ use crate::{audit, auth, http, meetings, moderation, sites};
         meetings::update,
         meetings::life,
         meetings::calendar,
+        attendance::csv,
+        attendance::roll_call,
         moderation::set_policy,
         audit::list,
     ),

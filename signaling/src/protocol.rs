@@ -45,6 +45,74 @@ pub enum ClientMsg {
     },
     /// Leave the meeting.
     Leave,
+    /// Floor control: a site asks for the floor or withdraws; the chair grants, refuses or
+    /// takes it back.
+    Floor {
+        /// What to do.
+        action: FloorAction,
+        /// The site (for grant and refuse).
+        site: Option<i64>,
+    },
+    /// The chair mutes or unmutes one site.
+    Mute {
+        /// The site.
+        site: i64,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// The chair mutes or unmutes every site but the chair's.
+    MuteAll {
+        /// Muted or not.
+        muted: bool,
+    },
+    /// The chair locks the meeting (no new site may join) or unlocks it.
+    Lock {
+        /// Locked or not.
+        locked: bool,
+    },
+}
+
+/// A floor-control action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FloorAction {
+    /// A site asks for the floor.
+    Request,
+    /// A site withdraws its request.
+    Withdraw,
+    /// The chair gives the floor to `site`.
+    Grant,
+    /// The chair turns down `site`'s request.
+    Refuse,
+    /// The chair takes the floor back.
+    Revoke,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FloorBody {
+    action: FloorAction,
+    #[serde(default)]
+    site: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MuteBody {
+    site: i64,
+    muted: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MuteAllBody {
+    muted: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockBody {
+    locked: bool,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +243,33 @@ impl ClientMsg {
                 candidate: field::<CandidateBody>("candidate", body)?.candidate,
             },
             "leave" => ClientMsg::Leave,
+            "floor" => {
+                let b: FloorBody = field("floor", body)?;
+                let needs_site = matches!(b.action, FloorAction::Grant | FloorAction::Refuse);
+                if needs_site != b.site.is_some() {
+                    return Err(ProtocolError::Invalid {
+                        kind: "floor",
+                        detail: "grant and refuse name a site; the other actions do not".into(),
+                    });
+                }
+                ClientMsg::Floor {
+                    action: b.action,
+                    site: b.site,
+                }
+            }
+            "mute" => {
+                let b: MuteBody = field("mute", body)?;
+                ClientMsg::Mute {
+                    site: b.site,
+                    muted: b.muted,
+                }
+            }
+            "mute_all" => ClientMsg::MuteAll {
+                muted: field::<MuteAllBody>("mute_all", body)?.muted,
+            },
+            "lock" => ClientMsg::Lock {
+                locked: field::<LockBody>("lock", body)?.locked,
+            },
             _ => return Err(ProtocolError::UnknownType(kind)),
         })
     }
@@ -187,6 +282,9 @@ pub struct ParticipantInfo {
     pub id: u64,
     /// Display name.
     pub name: String,
+    /// The site it takes part for (floor and roll call name sites).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<i64>,
 }
 
 /// A meeting as a client sees it.
@@ -270,6 +368,24 @@ pub enum ServerMsg {
     Slots {
         /// Every slot with a mid.
         slots: Vec<SlotMsg>,
+    },
+    /// The floor: who holds it, who asks, who is muted, whether the meeting is locked. Sent
+    /// on joining and whenever it changes.
+    Floor {
+        /// The site holding the floor.
+        holder: Option<i64>,
+        /// Sites asking for it, first asked first.
+        queue: Vec<i64>,
+        /// Muted sites.
+        muted: Vec<i64>,
+        /// No new site may join.
+        locked: bool,
+    },
+    /// Roll call: every invited site's presence and media (to the chair, administrators and
+    /// technicians in the meeting), at most once a second while it changes.
+    RollCall {
+        /// The invited sites.
+        sites: Vec<crate::live::RollCallEntry>,
     },
     /// A request failed; the session goes on unless the server closes it.
     Error {

@@ -8,8 +8,10 @@ use sfu::{EndpointId, MeetingId, SfuError};
 use tokio::sync::mpsc;
 
 use crate::AppState;
-use crate::hub::OUTBOX_CAPACITY;
-use crate::protocol::{ClientMsg, MeetingInfo, ServerMsg, validate_name};
+use crate::auth::Caller;
+use crate::hub::{JoinRequest, OUTBOX_CAPACITY};
+use crate::live::{Command, Who};
+use crate::protocol::{ClientMsg, FloorAction, MeetingInfo, ServerMsg, validate_name};
 
 /// How often the server pings an idle client.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
@@ -22,8 +24,37 @@ struct Member {
     meeting: MeetingInfo,
 }
 
+/// Who a session is, from its login (`None`: a guest, who may enter only the demo meeting).
+fn who_of(caller: Option<&Caller>) -> Who {
+    match caller {
+        Some(Caller::Person(p)) => Who {
+            site_id: p.site_id,
+            person_id: Some(p.id),
+            role: Some(p.role),
+            terminal: false,
+            actor: format!("person:{}", p.username),
+        },
+        Some(Caller::Site { site_id }) => Who {
+            site_id: Some(*site_id),
+            terminal: true,
+            actor: format!("site:{site_id}"),
+            ..Who::default()
+        },
+        None => Who {
+            actor: "guest".into(),
+            ..Who::default()
+        },
+    }
+}
+
 /// Runs one WebSocket session to its end.
-pub async fn session(socket: WebSocket, state: AppState) {
+pub async fn session(socket: WebSocket, state: AppState, caller: Option<Caller>) {
+    let who = who_of(caller.as_ref());
+    // Roll call shows a site as connected while any session of it is.
+    let site = who.site_id;
+    if let Some(site) = site {
+        state.hub.online(site, true);
+    }
     let (mut sink, mut stream) = socket.split();
     let (outbox_tx, mut outbox) = mpsc::channel::<ServerMsg>(OUTBOX_CAPACITY);
     // Handed to the hub on join; the hub dropping it ends the session.
@@ -37,7 +68,7 @@ pub async fn session(socket: WebSocket, state: AppState) {
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     last_seen = Instant::now();
-                    handle_text(&state, text.as_str(), &mut member, &mut outbox_tx).await
+                    handle_text(&state, &who, text.as_str(), &mut member, &mut outbox_tx).await
                 }
                 Some(Ok(Message::Binary(_))) => {
                     last_seen = Instant::now();
@@ -83,11 +114,15 @@ pub async fn session(socket: WebSocket, state: AppState) {
     if let Some(m) = member {
         state.hub.leave(m.id);
     }
+    if let Some(site) = site {
+        state.hub.online(site, false);
+    }
     let _ = sink.close().await;
 }
 
 async fn handle_text(
     state: &AppState,
+    who: &Who,
     text: &str,
     member: &mut Option<Member>,
     outbox_tx: &mut Option<mpsc::Sender<ServerMsg>>,
@@ -124,15 +159,53 @@ async fn handle_text(
                     )];
                 }
             };
-            let Some(outbox) = outbox_tx.take() else {
+            // A scheduled meeting is entered only while it is open (roll call, in progress).
+            let meeting_state = match crate::meetings::load(state, meeting).await {
+                Ok(Some(m)) => m.state,
+                Ok(None) => crate::lifecycle::State::Ended,
+                Err(e) => return vec![ServerMsg::error(e.code, e.message)],
+            };
+            if !meeting_state.is_open() {
+                return vec![ServerMsg::error(
+                    "meeting_not_open",
+                    format!(
+                        "the meeting is {}: it can be entered from roll call until it ends",
+                        meeting_state.as_str()
+                    ),
+                )];
+            }
+            let setup = match crate::attendance::setup(&state.db, meeting).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "meeting set-up failed");
+                    return vec![ServerMsg::error(
+                        "internal",
+                        "the meeting could not be read",
+                    )];
+                }
+            };
+            let Some(outbox) = outbox_tx.clone() else {
                 return vec![ServerMsg::error(
                     "already_joined",
                     "this session already joined once",
                 )];
             };
-            let Some(joined) = state.hub.join(info.clone(), name, outbox).await else {
-                return vec![ServerMsg::error("internal", "the server is shutting down")];
+            let request = JoinRequest {
+                meeting: info.clone(),
+                name,
+                who: who.clone(),
+                setup,
+                outbox,
             };
+            let joined = match state.hub.join(request).await {
+                Some(Ok(joined)) => joined,
+                Some(Err(refusal)) => {
+                    return vec![ServerMsg::error(refusal.code(), refusal.to_string())];
+                }
+                None => return vec![ServerMsg::error("internal", "the server is shutting down")],
+            };
+            // The hub holds the sending side now; this session reads the outbox.
+            *outbox_tx = None;
             *member = Some(Member {
                 id: joined.id,
                 meeting: info.clone(),
@@ -194,6 +267,36 @@ async fn handle_text(
             }
             vec![]
         }
+        ClientMsg::Floor { action, site } => {
+            let command = match (action, site) {
+                (FloorAction::Request, _) => Command::Request,
+                (FloorAction::Withdraw, _) => Command::Withdraw,
+                (FloorAction::Revoke, _) => Command::Revoke,
+                (FloorAction::Grant, Some(site)) => Command::Grant(site),
+                (FloorAction::Refuse, Some(site)) => Command::Refuse(site),
+                // The parser refuses grant and refuse without a site.
+                (FloorAction::Grant | FloorAction::Refuse, None) => return vec![],
+            };
+            moderate(state, member.as_ref(), command).await
+        }
+        ClientMsg::Mute { site, muted } => {
+            moderate(state, member.as_ref(), Command::Mute(site, muted)).await
+        }
+        ClientMsg::MuteAll { muted } => {
+            moderate(state, member.as_ref(), Command::MuteAll(muted)).await
+        }
+        ClientMsg::Lock { locked } => moderate(state, member.as_ref(), Command::Lock(locked)).await,
+    }
+}
+
+async fn moderate(state: &AppState, member: Option<&Member>, command: Command) -> Vec<ServerMsg> {
+    let Some(m) = member else {
+        return vec![not_joined()];
+    };
+    match state.hub.command(m.id, command).await {
+        Some(Ok(())) => vec![],
+        Some(Err(refusal)) => vec![ServerMsg::error(refusal.code(), refusal.to_string())],
+        None => vec![ServerMsg::error("internal", "the server is shutting down")],
     }
 }
 

@@ -53,6 +53,54 @@ pub(crate) struct TrackIn {
     pub(crate) receivers: Vec<EndpointId>,
 }
 
+/// A kind of media not heard from for this long no longer counts as arriving.
+pub(crate) const MEDIA_STALE: Duration = Duration::from_secs(3);
+
+/// Whether an endpoint's audio and video arrive, for roll call.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Arriving {
+    last_audio: Option<Instant>,
+    last_video: Option<Instant>,
+    /// What signaling was last told: (audio, video).
+    reported: (bool, bool),
+}
+
+impl Arriving {
+    /// A packet arrived. Returns the new state if signaling must be told.
+    pub(crate) fn packet(&mut self, now: Instant, video: bool) -> Option<(bool, bool)> {
+        if video {
+            self.last_video = Some(now);
+        } else {
+            self.last_audio = Some(now);
+        }
+        self.check(now)
+    }
+
+    /// What arrives at `now`, if it differs from what signaling was last told.
+    pub(crate) fn check(&mut self, now: Instant) -> Option<(bool, bool)> {
+        let fresh =
+            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < MEDIA_STALE);
+        let state = (fresh(self.last_audio), fresh(self.last_video));
+        (state != self.reported).then(|| {
+            self.reported = state;
+            state
+        })
+    }
+
+    /// When a kind reported as arriving goes stale, if one is.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let (audio, video) = self.reported;
+        [
+            audio.then_some(self.last_audio).flatten(),
+            video.then_some(self.last_video).flatten(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|t| t + MEDIA_STALE)
+        .min()
+    }
+}
+
 /// A layer not heard from for this long is taken as no longer sent (the publisher's own
 /// bandwidth estimate dropped it, or its camera was switched off).
 const LAYER_STALE: Duration = Duration::from_millis(1000);
@@ -308,6 +356,9 @@ pub(crate) struct Endpoint {
     pub(crate) last_probe: Option<Instant>,
     pub(crate) probe_nudge: u64,
     pub(crate) connected: bool,
+    /// What it publishes that arrives: when its last audio and video packets came, and what
+    /// signaling was last told (see [`SfuEvent::Media`](super::SfuEvent::Media)).
+    pub(crate) arriving: Arriving,
     /// Queued in the core's list of endpoints to drain (so it is queued once, in O(1)).
     pub(crate) dirty: bool,
 }
@@ -335,6 +386,7 @@ impl Endpoint {
             last_probe: None,
             probe_nudge: 0,
             connected: false,
+            arriving: Arriving::default(),
             dirty: false,
         }
     }

@@ -192,6 +192,13 @@ impl SfuCore {
         let is_video = spec.codec.is_video();
         let clock_rate = spec.clock_rate.get();
         let meeting_id = ep.meeting;
+        if let Some((audio, video)) = ep.arriving.packet(now, is_video) {
+            self.outputs.push_back(CoreOutput::Event(SfuEvent::Media {
+                endpoint: source,
+                audio,
+                video,
+            }));
+        }
         let Some(track_in) = ep.tracks_in.iter_mut().find(|t| t.mid == mid) else {
             return;
         };

@@ -93,6 +93,10 @@ impl Meeting {
         }
     }
 
+    pub(crate) fn policy(&self) -> &MediaPolicy {
+        &self.policy
+    }
+
     pub(crate) fn set_policy(&mut self, policy: MediaPolicy) {
         if policy.loudest_n != self.policy.loudest_n {
             self.speakers = SpeakerDetector::new(policy.loudest_n);

@@ -148,6 +148,16 @@ pub enum SfuEvent {
         /// Every slot that has a mid.
         slots: Vec<SlotInfo>,
     },
+    /// What arrives from the endpoint changed: its first audio or video packet, or none for
+    /// a few seconds (roll call shows it).
+    Media {
+        /// The publisher.
+        endpoint: EndpointId,
+        /// Audio arrives.
+        audio: bool,
+        /// Video arrives.
+        video: bool,
+    },
     /// The endpoint was removed by the core itself.
     Gone {
         /// Who is gone.
@@ -276,6 +286,14 @@ impl SfuCore {
             self.reallocate(now, id);
         }
         self.drain_dirty(now);
+    }
+
+    /// The policy signaling set for a meeting, if it set one.
+    pub fn media_policy(&self, meeting: MeetingId) -> Option<MediaPolicy> {
+        self.meetings
+            .get(&meeting)
+            .filter(|m| m.explicit_policy)
+            .map(|m| m.policy().clone())
     }
 
     /// Forgets a meeting's policy once it has no endpoints left (they are removed otherwise).
@@ -517,6 +535,13 @@ impl SfuCore {
             if ep.next_allocation.is_some_and(|t| t <= now) {
                 reallocate.push(id);
             }
+            if let Some((audio, video)) = ep.arriving.check(now) {
+                self.outputs.push_back(CoreOutput::Event(SfuEvent::Media {
+                    endpoint: id,
+                    audio,
+                    video,
+                }));
+            }
             // Drained below; draining computes its next deadline.
             if !ep.dirty {
                 ep.dirty = true;
@@ -563,6 +588,7 @@ impl SfuCore {
             Some(ep.next_timeout),
             Some(ep.last_receive + liveness),
             ep.next_allocation,
+            ep.arriving.deadline(),
         ]
         .into_iter()
         .flatten()

@@ -144,7 +144,7 @@ fn dispatch(routes: &mut Routes, command: Command, send: &impl Fn(MeetingId, Sha
             send(*meeting, ShardMsg::Command(command));
             return;
         }
-        Command::SetMediaPolicy { meeting, .. } => {
+        Command::SetMediaPolicy { meeting, .. } | Command::MediaPolicy { meeting, .. } => {
             send(*meeting, ShardMsg::Command(command));
             return;
         }

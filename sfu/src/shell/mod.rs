@@ -57,6 +57,10 @@ pub(crate) enum Command {
         meeting: MeetingId,
         policy: MediaPolicy,
     },
+    MediaPolicy {
+        meeting: MeetingId,
+        reply: oneshot::Sender<Option<MediaPolicy>>,
+    },
     /// Makes a room panic, to test that only that room closes.
     #[cfg(test)]
     Explode {
@@ -127,6 +131,15 @@ impl SfuHandle {
             reply,
         })
         .await
+    }
+
+    /// The policy a meeting's media is forwarded by now (`None`: no meeting, or the default).
+    pub async fn media_policy(&self, meeting: MeetingId) -> Option<MediaPolicy> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::MediaPolicy { meeting, reply })
+            .await
+            .ok()?;
+        rx.await.ok().flatten()
     }
 
     /// See [`SfuCore::set_media_policy`].

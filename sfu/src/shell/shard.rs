@@ -199,6 +199,13 @@ impl Shard {
                     .or_insert_with(|| SfuCore::new(config.clone()));
                 self.in_room(meeting, |room| room.set_media_policy(now, meeting, policy));
             }
+            Command::MediaPolicy { meeting, reply } => {
+                let policy = self
+                    .rooms
+                    .get(&meeting)
+                    .and_then(|room| room.media_policy(meeting));
+                let _ = reply.send(policy);
+            }
             #[cfg(test)]
             Command::Explode { meeting } => {
                 self.in_room(meeting, |_| panic!("test: a room fails"));

@@ -16,6 +16,8 @@ use tokio::net::TcpStream;
 /// A bridge serving HTTP on loopback; its folder goes when it is dropped.
 pub struct Server {
     pub http: SocketAddr,
+    /// The running bridge's state (its SFU handle, for what only the media plane knows).
+    pub state: signaling::AppState,
     pub dir: PathBuf,
     pub database: String,
 }
@@ -47,6 +49,7 @@ pub async fn start(name: &str, database: Option<String>) -> Server {
     let mut config = Config::for_test(dir.join("data"), web);
     config.database_url = database.clone();
     let state = signaling::start(&config).await.expect("server starts");
+    let kept = state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -58,6 +61,7 @@ pub async fn start(name: &str, database: Option<String>) -> Server {
     });
     Server {
         http,
+        state: kept,
         dir,
         database: database.unwrap_or_else(|| "sqlite".into()),
     }

@@ -1,0 +1,407 @@
+//! A scheduled meeting while it runs, over the real WebSocket protocol, on SQLite and on
+//! PostgreSQL: who may enter, roll call, floor control and mutes reaching the SFU (which
+//! enforces them: `sfu/tests/audio_policy.rs`), the lock, a second terminal of a site, and what
+//! is recorded (attendance, audit).
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sfu::{AudioMode, EndpointId, MeetingId};
+use support::{Server, admin, databases, get, login, post, request, start};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+const SAMPLE: &str = include_str!("../../deploy/sample-province.csv");
+
+async fn connect(server: &Server, token: Option<&str>) -> Ws {
+    let mut req = format!("ws://{}/ws", server.http)
+        .into_client_request()
+        .expect("request");
+    if let Some(t) = token {
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {t}").parse().expect("header"),
+        );
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("WebSocket connects");
+    ws
+}
+
+async fn send(ws: &mut Ws, msg: Value) {
+    let mut msg = msg;
+    msg["v"] = json!(1);
+    ws.send(Message::Text(msg.to_string().into()))
+        .await
+        .expect("send");
+}
+
+/// The next message of `kind` within 5 s, skipping others.
+async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} message within 5 s"))
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(t.as_str()).expect("JSON");
+            if v["type"] == kind {
+                return v;
+            }
+            if v["type"] == "error" && kind != "error" {
+                panic!("expected {kind}, got {v}");
+            }
+        }
+    }
+}
+
+/// The first `floor` message for which `pred` holds (earlier ones are stale).
+async fn floor_where(ws: &mut Ws, pred: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let floor = next_of(ws, "floor").await;
+        if pred(&floor) {
+            return floor;
+        }
+    }
+}
+
+async fn join(ws: &mut Ws, meeting: i64, name: &str) -> u64 {
+    send(
+        ws,
+        json!({"type": "join", "meeting": meeting, "name": name}),
+    )
+    .await;
+    next_of(ws, "welcome").await["participant_id"]
+        .as_u64()
+        .expect("id")
+}
+
+async fn refused(ws: &mut Ws, msg: Value) -> String {
+    send(ws, msg).await;
+    next_of(ws, "error").await["code"]
+        .as_str()
+        .expect("code")
+        .to_string()
+}
+
+fn site_id(sites: &Value, code: &str) -> i64 {
+    sites
+        .as_array()
+        .expect("sites")
+        .iter()
+        .find(|s| s["code"] == code)
+        .and_then(|s| s["id"].as_i64())
+        .unwrap_or_else(|| panic!("site {code}"))
+}
+
+/// A room terminal's session token for site `code`.
+async fn terminal(server: &Server, admin: &str, sites: &Value, code: &str) -> String {
+    let id = site_id(sites, code);
+    let issued = post(
+        server,
+        &format!("/api/sites/{id}/credential"),
+        Some(admin),
+        &json!({}),
+    )
+    .await
+    .json();
+    device_login(server, &issued).await
+}
+
+async fn device_login(server: &Server, issued: &Value) -> String {
+    let r = post(
+        server,
+        "/api/device/login",
+        None,
+        &json!({"terminal_id": issued["terminal_id"], "secret": issued["secret"]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["token"].as_str().expect("token").to_string()
+}
+
+async fn roll_call(server: &Server, token: &str, meeting: i64) -> Vec<(i64, String)> {
+    let r = get(
+        server,
+        &format!("/api/meetings/{meeting}/roll-call"),
+        Some(token),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["site"].as_i64().expect("site"),
+                e["presence"].as_str().expect("presence").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Polls roll call until `site` shows `presence` (within 5 s).
+async fn wait_presence(server: &Server, token: &str, meeting: i64, site: i64, presence: &str) {
+    for _ in 0..50 {
+        if roll_call(server, token, meeting)
+            .await
+            .iter()
+            .any(|(s, p)| *s == site && p == presence)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("site {site} never showed {presence}");
+}
+
+async fn policy(server: &Server, meeting: i64) -> sfu::MediaPolicy {
+    server
+        .state
+        .sfu
+        .media_policy(MeetingId(meeting))
+        .await
+        .expect("the meeting has a policy at the SFU")
+}
+
+#[tokio::test]
+async fn the_chair_runs_the_floor_and_the_sfu_is_told() {
+    for (backend, url) in databases("live").await {
+        let server = start(&format!("live-{backend}"), url).await;
+        let admin = admin(&server).await;
+        assert_eq!(
+            request(
+                &server,
+                "POST",
+                "/api/sites/import",
+                Some(&admin),
+                "text/csv",
+                SAMPLE.as_bytes()
+            )
+            .await
+            .status,
+            200
+        );
+        let sites = get(&server, "/api/sites", Some(&admin)).await.json();
+        let (t02, h01) = (site_id(&sites, "T02"), site_id(&sites, "H01"));
+        let (x001, x002, x003) = (
+            site_id(&sites, "X001"),
+            site_id(&sites, "X002"),
+            site_id(&sites, "X003"),
+        );
+        let r = post(
+            &server,
+            "/api/people",
+            Some(&admin),
+            &json!({"username": "chu.tich", "display_name": "Chủ tịch", "role": "chair",
+                    "site_id": t02, "password": "mật-khẩu-dài"}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let chair_token = login(&server, "chu.tich", "mật-khẩu-dài").await;
+        let now = signaling::clock::now();
+        let at = |t: i64| {
+            time::OffsetDateTime::from_unix_timestamp(t)
+                .expect("time")
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("format")
+        };
+        // Starts in 10 minutes: roll call is open.
+        let meeting = post(
+            &server,
+            "/api/meetings",
+            Some(&chair_token),
+            &json!({"title": "Giao ban huyện", "starts_at": at(now + 600),
+                    "ends_at": at(now + 4200), "invite": {"kind": "district", "site_id": h01}}),
+        )
+        .await
+        .json();
+        let id = meeting["id"].as_i64().expect("id");
+        assert_eq!(meeting["state"], "roll_call");
+
+        // A guest, and a site that is not invited, stay out.
+        let mut guest = connect(&server, None).await;
+        let code = refused(
+            &mut guest,
+            json!({"type": "join", "meeting": id, "name": "Khách"}),
+        )
+        .await;
+        assert_eq!(code, "login_required");
+        let outsider = terminal(&server, &admin, &sites, "X100").await;
+        let mut outsider = connect(&server, Some(&outsider)).await;
+        let code = refused(
+            &mut outsider,
+            json!({"type": "join", "meeting": id, "name": "X100"}),
+        )
+        .await;
+        assert_eq!(code, "not_invited");
+
+        // The chair enters and sees the floor and roll call.
+        let mut chair = connect(&server, Some(&chair_token)).await;
+        let chair_id = join(&mut chair, id, "Chủ tọa").await;
+        let floor = next_of(&mut chair, "floor").await;
+        assert_eq!(floor["holder"], Value::Null);
+        let rc = next_of(&mut chair, "roll_call").await;
+        assert_eq!(rc["sites"].as_array().expect("sites").len(), 1 + 1 + 19);
+
+        // Roll call: connected (terminal online), then in the meeting.
+        let t1 = terminal(&server, &admin, &sites, "X001").await;
+        let t2 = terminal(&server, &admin, &sites, "X002").await;
+        let t3 = terminal(&server, &admin, &sites, "X003").await;
+        wait_presence(&server, &admin, id, x001, "offline").await;
+        let mut s1 = connect(&server, Some(&t1)).await;
+        wait_presence(&server, &admin, id, x001, "connected").await;
+        let p1 = join(&mut s1, id, "Xã 1").await;
+        let mut s2 = connect(&server, Some(&t2)).await;
+        let p2 = join(&mut s2, id, "Xã 2").await;
+        wait_presence(&server, &admin, id, x001, "joined").await;
+        wait_presence(&server, &admin, id, x002, "joined").await;
+        wait_presence(&server, &admin, id, t02, "joined").await;
+        wait_presence(&server, &admin, id, x003, "offline").await;
+        let p = policy(&server, id).await;
+        assert_eq!(p.mode, AudioMode::Floor);
+        assert_eq!(p.chair, Some(EndpointId(chair_id)));
+        assert_eq!(p.last_n, 9);
+
+        // Floor: X002 asks; only the chair may grant; granted, the SFU hears X002.
+        send(&mut s2, json!({"type": "floor", "action": "request"})).await;
+        let floor = next_of(&mut chair, "floor").await;
+        assert_eq!(floor["queue"], json!([x002]));
+        let code = refused(
+            &mut s2,
+            json!({"type": "floor", "action": "grant", "site": x002}),
+        )
+        .await;
+        assert_eq!(code, "not_chair");
+        send(
+            &mut chair,
+            json!({"type": "floor", "action": "grant", "site": x002}),
+        )
+        .await;
+        let floor = floor_where(&mut s1, |f| !f["holder"].is_null()).await;
+        assert_eq!(floor["holder"], json!(x002));
+        assert_eq!(floor["queue"], json!([]));
+        assert_eq!(policy(&server, id).await.floor_holder, Some(EndpointId(p2)));
+
+        // Mutes: one site, then all but the chair; the SFU gets the endpoints.
+        send(
+            &mut chair,
+            json!({"type": "mute", "site": x001, "muted": true}),
+        )
+        .await;
+        floor_where(&mut chair, |f| f["muted"] == json!([x001])).await;
+        assert_eq!(policy(&server, id).await.muted, vec![EndpointId(p1)]);
+        send(&mut chair, json!({"type": "mute_all", "muted": true})).await;
+        floor_where(&mut chair, |f| {
+            f["muted"].as_array().is_some_and(|m| m.len() > 1)
+        })
+        .await;
+        let muted = policy(&server, id).await.muted;
+        assert!(
+            muted.contains(&EndpointId(p1)) && muted.contains(&EndpointId(p2)),
+            "{muted:?}"
+        );
+        assert!(!muted.contains(&EndpointId(chair_id)), "never the chair");
+        send(&mut chair, json!({"type": "floor", "action": "revoke"})).await;
+        floor_where(&mut chair, |f| f["holder"].is_null()).await;
+        assert_eq!(policy(&server, id).await.floor_holder, None);
+        let code = refused(&mut s1, json!({"type": "lock", "locked": true})).await;
+        assert_eq!(code, "not_chair");
+
+        // Locked: X003, not in yet, stays out; X001 may come back.
+        send(&mut chair, json!({"type": "lock", "locked": true})).await;
+        floor_where(&mut chair, |f| f["locked"] == true).await;
+        let mut s3 = connect(&server, Some(&t3)).await;
+        let code = refused(
+            &mut s3,
+            json!({"type": "join", "meeting": id, "name": "Xã 3"}),
+        )
+        .await;
+        assert_eq!(code, "meeting_locked");
+        // Leaving ends the session: the site is offline.
+        send(&mut s1, json!({"type": "leave"})).await;
+        wait_presence(&server, &admin, id, x001, "offline").await;
+        drop(s1);
+        let mut s1 = connect(&server, Some(&t1)).await;
+        let p1_again = join(&mut s1, id, "Xã 1").await;
+
+        // A second device with X001's credential replaces the first.
+        let mut s1b = connect(&server, Some(&t1)).await;
+        join(&mut s1b, id, "Xã 1 (máy 2)").await;
+        let code = next_of(&mut s1, "error").await["code"].clone();
+        assert_eq!(code, "replaced");
+        // The muted site stays muted on its new device.
+        let muted = policy(&server, id).await.muted;
+        assert!(!muted.contains(&EndpointId(p1_again)), "{muted:?}");
+        assert_eq!(
+            muted.iter().filter(|e| e.0 > p1_again).count(),
+            1,
+            "{muted:?}"
+        );
+
+        // Recorded: attendance with X001's three stays, and the chair's decisions.
+        let csv = get(
+            &server,
+            &format!("/api/meetings/{id}/attendance.csv"),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(csv.status, 200);
+        let x001_rows: Vec<&str> = csv
+            .body
+            .lines()
+            .filter(|l| l.starts_with("X001,"))
+            .collect();
+        assert_eq!(x001_rows.len(), 3, "{}", csv.body);
+        assert!(x001_rows[2].ends_with(",3"), "{}", csv.body);
+        assert!(csv.body.lines().any(|l| l.starts_with("X002,")));
+        assert!(csv.body.contains(",chu.tich,"), "{}", csv.body);
+        let audit = get(&server, "/api/audit?limit=100", Some(&admin))
+            .await
+            .json();
+        let actions: Vec<String> = audit
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["actor"] == "person:chu.tich")
+            .map(|e| e["action"].as_str().unwrap_or_default().to_string())
+            .collect();
+        for a in [
+            "floor.grant",
+            "moderation.mute",
+            "moderation.mute_all",
+            "floor.revoke",
+            "moderation.lock",
+        ] {
+            assert!(
+                actions.iter().any(|x| x == a),
+                "{backend}: {a} in {actions:?}"
+            );
+        }
+        // The stored meeting shows the lock.
+        let stored = get(&server, &format!("/api/meetings/{id}"), Some(&admin))
+            .await
+            .json();
+        assert_eq!(stored["locked"], true);
+        // Bad floor messages get clear errors.
+        let code = refused(&mut chair, json!({"type": "floor", "action": "grant"})).await;
+        assert_eq!(code, "invalid_message");
+        let code = refused(
+            &mut chair,
+            json!({"type": "floor", "action": "grant", "site": 999_999}),
+        )
+        .await;
+        assert_eq!(code, "not_invited");
+        let _ = (s2, s3, s1b, guest, outsider);
+    }
+}
