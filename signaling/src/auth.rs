@@ -591,6 +591,176 @@ pub async fn add_person(
     Ok((StatusCode::CREATED, Json(person)).into_response())
 }
 
+/// `PUT /api/people/{id}` body: what to change (absent fields stay as they are).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonChange {
+    /// Name shown to others.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// What the person may do.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// The person's site (`null` leaves it; use `clear_site` to remove it).
+    #[serde(default)]
+    pub site_id: Option<i64>,
+    /// Remove the person's site.
+    #[serde(default)]
+    pub clear_site: bool,
+    /// A new password (at least 8 characters): the person's sessions end.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Disable (`true`) or enable the account: a disabled person's sessions end.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+}
+
+/// Change a person: name, role, site, password, disabled (administrators). The last enabled
+/// administrator can be neither demoted nor disabled.
+#[utoipa::path(put, path = "/api/people/{id}", tag = "people", request_body = PersonChange,
+    params(("id" = i64, Path, description = "Person id")),
+    responses((status = 200, body = Person), (status = 400, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, body = ApiError)))]
+pub async fn change_person(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<Json<Person>, ApiError> {
+    caller.require(&[Role::Administrator])?;
+    let change: PersonChange = parse_json(&body)?;
+    let read = |e: sqlx::Error| db_error(&e.into(), "changing a person");
+    let mut tx = state.db.pool().begin().await.map_err(read)?;
+    let row = sqlx::query(
+        "SELECT id, username, display_name, role, site_id, disabled FROM people WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(read)?
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_person",
+            format!("there is no person {id}"),
+        )
+    })?;
+    let mut person = Person::from_row(&row).map_err(read)?;
+    let was_disabled = row.try_get::<i64, _>("disabled").map_err(read)? != 0;
+    if let Some(name) = &change.display_name {
+        let name = name.trim();
+        if name.is_empty() || name.len() > MAX_FIELD {
+            return Err(invalid(format!(
+                "display_name: 1 to {MAX_FIELD} bytes of text"
+            )));
+        }
+        person.display_name = name.to_string();
+    }
+    if let Some(site) = change.site_id {
+        let exists = sqlx::query("SELECT id FROM sites WHERE id = $1")
+            .bind(site)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(read)?;
+        if exists.is_none() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_site",
+                format!("there is no site {site}"),
+            ));
+        }
+        person.site_id = Some(site);
+    }
+    if change.clear_site {
+        person.site_id = None;
+    }
+    let disabled = change.disabled.unwrap_or(was_disabled);
+    let demoted = change.role.is_some_and(|r| r != Role::Administrator);
+    if person.role == Role::Administrator && (demoted || disabled) {
+        let admins: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM people WHERE role = 'administrator' AND disabled = 0 AND id <> $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(read)?;
+        if admins == 0 {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "last_administrator",
+                "the last administrator can be neither demoted nor disabled".into(),
+            ));
+        }
+    }
+    if let Some(role) = change.role {
+        person.role = role;
+    }
+    let hash = match &change.password {
+        Some(p) if p.chars().count() < 8 || p.len() > MAX_FIELD => {
+            return Err(invalid(format!(
+                "password: at least 8 characters, at most {MAX_FIELD} bytes"
+            )));
+        }
+        Some(p) => {
+            let p = p.clone();
+            Some(
+                tokio::task::spawn_blocking(move || hash_password(&p))
+                    .await
+                    .map_err(|_| ApiError::internal("the password could not be hashed"))??,
+            )
+        }
+        None => None,
+    };
+    sqlx::query(
+        "UPDATE people SET display_name = $1, role = $2, site_id = $3, disabled = $4, \
+         password_hash = COALESCE($5, password_hash) WHERE id = $6",
+    )
+    .bind(&person.display_name)
+    .bind(person.role.as_str())
+    .bind(person.site_id)
+    .bind(i64::from(disabled))
+    .bind(hash.as_deref())
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(read)?;
+    if disabled || hash.is_some() {
+        sqlx::query("DELETE FROM sessions WHERE person_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(read)?;
+    }
+    let mut what = Vec::new();
+    if change.display_name.is_some() {
+        what.push("name".to_string());
+    }
+    if let Some(r) = change.role {
+        what.push(format!("role {}", r.as_str()));
+    }
+    if change.site_id.is_some() || change.clear_site {
+        what.push(format!("site {:?}", person.site_id));
+    }
+    if hash.is_some() {
+        what.push("password".into());
+    }
+    if disabled != was_disabled {
+        what.push(if disabled { "disabled" } else { "enabled" }.into());
+    }
+    audit::record(
+        &mut tx,
+        &caller.audit_name(),
+        "person.change",
+        &format!("person:{id}"),
+        &format!("{}: {}", person.username, what.join(", ")),
+    )
+    .await?;
+    tx.commit().await.map_err(read)?;
+    Ok(Json(person))
+}
+
 /// Everyone with an account (administrators, chairs and technicians).
 #[utoipa::path(get, path = "/api/people", tag = "people",
     responses((status = 200, body = [Person]), (status = 403, body = ApiError)))]

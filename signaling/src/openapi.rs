@@ -23,6 +23,7 @@ use crate::{attendance, audit, auth, http, meetings, moderation, sites};
         auth::me,
         auth::people,
         auth::add_person,
+        auth::change_person,
         sites::list,
         sites::add,
         sites::import,

@@ -260,6 +260,22 @@ async fn a_province_is_registered_and_its_meetings_scheduled_run_and_recorded() 
             );
         }
         assert_eq!(actions[0].1, "meeting.cancel");
+
+        // Append-only: the database itself refuses to change or delete an entry.
+        let pool = server.state.db.pool();
+        let before = audit.as_array().expect("entries").len();
+        for sql in [
+            "UPDATE audit_log SET actor = 'someone else'",
+            "DELETE FROM audit_log",
+        ] {
+            let refused = sqlx::query(sql).execute(pool).await;
+            assert!(refused.is_err(), "{backend}: {sql} must fail");
+        }
+        let after = get(&server, "/api/audit?limit=1000", Some(&admin))
+            .await
+            .json();
+        assert_eq!(after.as_array().expect("entries").len(), before);
+        assert_eq!(after[0]["actor"], "person:admin");
     }
 }
 
@@ -377,6 +393,70 @@ async fn room_terminals_log_in_with_their_credential_and_see_their_own_meetings(
             get(&server, "/api/schedule", Some(&device)).await.status,
             401
         );
+
+        // An administrator changes a person: a new password ends their sessions, a disabled
+        // account cannot log in, and the last administrator stays one.
+        let planner = support::post(
+            &server,
+            "/api/people",
+            Some(&admin),
+            &json!({"username": "ke.hoach", "display_name": "Kế hoạch", "role": "participant",
+                    "password": "mật-khẩu-dài"}),
+        )
+        .await
+        .json();
+        let pid = planner["id"].as_i64().expect("id");
+        let planner_token = login(&server, "ke.hoach", "mật-khẩu-dài").await;
+        let r = put(
+            &server,
+            &format!("/api/people/{pid}"),
+            Some(&admin),
+            &json!({"role": "chair", "password": "mật-khẩu-mới", "site_id": x001}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            (r.json()["role"].as_str(), r.json()["site_id"].as_i64()),
+            (Some("chair"), Some(x001))
+        );
+        assert_eq!(
+            get(&server, "/api/me", Some(&planner_token)).await.status,
+            401
+        );
+        login(&server, "ke.hoach", "mật-khẩu-mới").await;
+        put(
+            &server,
+            &format!("/api/people/{pid}"),
+            Some(&admin),
+            &json!({"disabled": true}),
+        )
+        .await;
+        let r = post(
+            &server,
+            "/api/login",
+            None,
+            &json!({"username": "ke.hoach", "password": "mật-khẩu-mới"}),
+        )
+        .await;
+        assert_eq!(r.status, 401);
+        let me = get(&server, "/api/me", Some(&admin)).await.json();
+        let admin_id = me["person"]["id"].as_i64().expect("admin id");
+        let r = put(
+            &server,
+            &format!("/api/people/{admin_id}"),
+            Some(&admin),
+            &json!({"role": "participant"}),
+        )
+        .await;
+        assert_eq!((r.status, r.code().as_str()), (409, "last_administrator"));
+        let r = put(
+            &server,
+            "/api/people/999999",
+            Some(&admin),
+            &json!({"disabled": true}),
+        )
+        .await;
+        assert_eq!((r.status, r.code().as_str()), (404, "unknown_person"));
 
         // Logging out ends a person's session.
         let token = login(&server, "admin", signaling::config::TEST_ADMIN_PASSWORD).await;

@@ -128,11 +128,23 @@ async function join(): Promise<void> {
   }
 
   setStatus('connecting');
-  const stream = localStream;
+  startSession(meeting, name, localStream);
+}
+
+/** The user is in a meeting (joined and not left): a lost connection is re-made. */
+let inMeeting = false;
+let reconnectTimer: number | undefined;
+let reconnectAttempts = 0;
+
+function startSession(meeting: number, name: string, stream: MediaStream): void {
   let welcomed = false;
   session = new Session(meeting, name, stream, {
     welcome(info, selfId) {
       welcomed = true;
+      inMeeting = true;
+      reconnectAttempts = 0;
+      // After a reconnect the meeting is rebuilt from what the server says now.
+      grid.clear();
       meetingTitle.textContent = info.title;
       joinPage.hidden = true;
       meetingPage.hidden = false;
@@ -148,16 +160,32 @@ async function join(): Promise<void> {
       if (state === 'connected') setStatus('connected');
       else if (state === 'failed') setStatus('mediaConnectionFailed', {}, true);
     },
-    serverError(_code, message) {
+    serverError(code, message) {
+      if (code === 'replaced') {
+        endSession();
+        return setStatus('replaced', {}, true);
+      }
+      // Refused at the door (the meeting ended, the site is not invited): no retrying.
       if (!welcomed) endSession();
       setStatus('serverError', { message }, true);
     },
     signalingFailed: (detail) => setStatus('signalingFailed', { detail }, true),
     disconnected() {
+      if (inMeeting) return scheduleReconnect(meeting, name, stream);
       endSession();
       setStatus('disconnected', {}, true);
     },
   });
+}
+
+/** The server went away (a restart, the network): join again, waiting longer each time. */
+function scheduleReconnect(meeting: number, name: string, stream: MediaStream): void {
+  session = null;
+  reconnectAttempts += 1;
+  const delay = Math.min(1000 * 2 ** (reconnectAttempts - 1), 10_000);
+  setStatus('reconnecting', { seconds: Math.round(delay / 1000) }, true);
+  window.clearTimeout(reconnectTimer);
+  reconnectTimer = window.setTimeout(() => startSession(meeting, name, stream), delay);
 }
 
 // The SFU forwards each remote video at the size its tile is shown: tell it when that changes
@@ -177,6 +205,8 @@ joinForm.addEventListener('submit', (ev) => {
 
 /** Back to the join page: camera off, tiles gone. */
 function endSession(): void {
+  inMeeting = false;
+  window.clearTimeout(reconnectTimer);
   session?.leave();
   session = null;
   for (const track of localStream?.getTracks() ?? []) track.stop();

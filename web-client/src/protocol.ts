@@ -5,6 +5,25 @@ export const VERSION = 1;
 export interface ParticipantInfo {
   id: number;
   name: string;
+  /** The site it takes part for (scheduled meetings). */
+  site?: number;
+}
+
+/** The floor of a scheduled meeting: who holds it, who asks, who is muted, whether locked. */
+export interface FloorState {
+  holder: number | null;
+  queue: number[];
+  muted: number[];
+  locked: boolean;
+}
+
+/** One invited site in roll call. */
+export interface RollCallEntry {
+  site: number;
+  name: string;
+  presence: 'offline' | 'connected' | 'joined';
+  audio: boolean;
+  video: boolean;
 }
 
 export interface MeetingInfo {
@@ -52,6 +71,8 @@ export type ServerMsg =
   | { type: 'participant_left'; id: number }
   | { type: 'speakers'; dominant: number; recent: number[] }
   | { type: 'slots'; slots: SlotInfo[] }
+  | ({ type: 'floor' } & FloorState)
+  | { type: 'roll_call'; sites: RollCallEntry[] }
   | { type: 'error'; code: string; message: string };
 
 /** Serializes a client message with the version field. */

@@ -6,7 +6,15 @@
 // Signaling messages are handled strictly one at a time, in arrival order, on a promise chain.
 
 import { decode, encode } from './protocol';
-import type { ClientMsg, MeetingInfo, ServerMsg, SlotInfo, ViewTile } from './protocol';
+import type {
+  ClientMsg,
+  FloorState,
+  MeetingInfo,
+  RollCallEntry,
+  ServerMsg,
+  SlotInfo,
+  ViewTile,
+} from './protocol';
 
 /**
  * The simulcast layers the camera is sent in, lowest first (the order the SFU relies on). The
@@ -42,6 +50,8 @@ export interface BridgeDebug {
   readonly participants: Map<number, string>;
   readonly trackOwner: Map<string, number>;
   readonly slots: Map<string, SlotInfo>;
+  readonly floor: FloorState | null;
+  readonly rollCall: RollCallEntry[];
 }
 
 declare global {
@@ -59,6 +69,10 @@ export class Session implements BridgeDebug {
   readonly trackOwner = new Map<string, number>();
   /** Receive slots by mid, as the server last described them. */
   readonly slots = new Map<string, SlotInfo>();
+  /** The floor of a scheduled meeting, as last announced (the chair's screens use it). */
+  floor: FloorState | null = null;
+  /** Roll call, for the chair and technicians. */
+  rollCall: RollCallEntry[] = [];
   /** Remote tracks by the mid of their transceiver. */
   private readonly slotTracks = new Map<string, MediaStreamTrack>();
   /** Audio slots already handed to the page. */
@@ -162,6 +176,12 @@ export class Session implements BridgeDebug {
         this.slots.clear();
         for (const slot of msg.slots) this.slots.set(slot.mid, slot);
         this.applySlots();
+        break;
+      case 'floor':
+        this.floor = { holder: msg.holder, queue: msg.queue, muted: msg.muted, locked: msg.locked };
+        break;
+      case 'roll_call':
+        this.rollCall = msg.sites;
         break;
       case 'error':
         this.on.serverError(msg.code, msg.message);

@@ -1,0 +1,214 @@
+// What the browser end-to-end tests share: Chromium's flags (shared/TESTING.md), waiting,
+// free ports, HTTPS to the bridge's self-signed certificate, and in-page probes of WebRTC stats.
+
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import https from 'node:https';
+import net from 'node:net';
+
+// The flags from shared/TESTING.md (Playwright gives every launch a fresh --user-data-dir).
+export const CHROMIUM_ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-sync',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream=fps=30',
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+// ---- small helpers ---------------------------------------------------------------------
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every `interval` ms until it returns a truthy value or `timeout` ms pass. */
+export async function waitFor(what, timeout, check, interval = 200) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      const detail = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}; last: ${detail}`);
+    }
+    await sleep(interval);
+  }
+}
+
+export function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket('udp4');
+    sock.once('error', reject);
+    sock.bind(0, '127.0.0.1', () => {
+      const { port } = sock.address();
+      sock.close(() => resolve(port));
+    });
+  });
+}
+
+/** GET over HTTPS, accepting the bridge's self-signed certificate. */
+export function httpsGet(url) {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { rejectUnauthorized: false, timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+  });
+}
+
+export function tail(file, lines = 60) {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `(cannot read ${file}: ${err.message})`;
+  }
+}
+
+export function metricValue(text, name) {
+  const re = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)`, 'm');
+  const m = re.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+/** Sends `count` datagrams of random bytes and sizes to the media port. */
+export async function sendGarbage(port, count) {
+  const sock = dgram.createSocket('udp4');
+  const sizes = [1, 2, 12, 20, 28, 100, 576, 1200, 1400, 1472];
+  try {
+    for (let i = 0; i < count; i++) {
+      const size = i < sizes.length ? sizes[i] : 1 + Math.floor(Math.random() * 1400);
+      const buf = randomBytes(size);
+      await new Promise((resolve, reject) =>
+        sock.send(buf, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
+      );
+      if (i % 20 === 19) await sleep(5); // do not overflow the loopback socket buffer
+    }
+  } finally {
+    sock.close();
+  }
+}
+
+// ---- in-page probes (run inside the browser) ---------------------------------------------
+
+/** Inbound RTP stats of one page, each tagged with the participant that sends it. */
+export async function inboundStats(page) {
+  return page.evaluate(async () => {
+    const b = window.bridge;
+    if (!b || !b.pc) return [];
+    const report = await b.pc.getStats();
+    const out = [];
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      out.push({
+        id: s.id,
+        kind: s.kind,
+        owner: b.trackOwner.get(s.trackIdentifier) ?? null,
+        trackIdentifier: s.trackIdentifier,
+        framesDecoded: s.framesDecoded ?? 0,
+        framesPerSecond: s.framesPerSecond ?? 0,
+        totalSamplesReceived: s.totalSamplesReceived ?? 0,
+        packetsReceived: s.packetsReceived ?? 0,
+        frameHeight: s.frameHeight ?? 0,
+      });
+    });
+    return out;
+  });
+}
+
+/** The heights of the simulcast layers this page sends right now (outbound-rtp), ascending. */
+export async function sentLayerHeights(page) {
+  return page.evaluate(async () => {
+    const report = await window.bridge.pc.getStats();
+    const heights = [];
+    report.forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video' && s.frameHeight) heights.push(s.frameHeight);
+    });
+    return heights.sort((a, b) => a - b);
+  });
+}
+
+export function pageState(page) {
+  return page.evaluate(() => {
+    const b = window.bridge;
+    return {
+      participantId: b?.participantId ?? null,
+      participants: b ? [...b.participants] : [],
+      trackOwner: b ? [...b.trackOwner] : [],
+      connectionState: b?.pc?.connectionState ?? null,
+      tiles: [...document.querySelectorAll('[data-participant-id]')].map((el) => ({
+        id: el.getAttribute('data-participant-id'),
+        name: el.querySelector('.tile-name')?.textContent ?? null,
+      })),
+      status: document.getElementById('status')?.textContent ?? '',
+    };
+  });
+}
+
+/**
+ * For each owner in `owners`: did video framesDecoded and audio totalSamplesReceived rise
+ * between the samples `before` and `after` (same stats object)?
+ */
+export function flowing(before, after, owners, { audio = true } = {}) {
+  const rose = (kind, field, owner) =>
+    after.some(
+      (a) =>
+        a.kind === kind &&
+        a.owner === owner &&
+        a[field] > (before.find((b) => b.id === a.id)?.[field] ?? Infinity),
+    );
+  const missing = [];
+  for (const owner of owners) {
+    if (!rose('video', 'framesDecoded', owner)) missing.push(`video from ${owner}`);
+    if (audio && !rose('audio', 'totalSamplesReceived', owner)) missing.push(`audio from ${owner}`);
+  }
+  return missing;
+}
+
+
+/**
+ * An HTTPS request with a JSON or text body to the bridge (self-signed certificate accepted);
+ * resolves to { status, body, json() }.
+ */
+export function httpsRequest(method, url, { token, body, contentType = 'application/json' } = {}) {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
+    const headers = { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const req = https.request(url, { method, headers, rejectUnauthorized: false, timeout: 5000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, body: text, json: () => JSON.parse(text) }));
+    });
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
