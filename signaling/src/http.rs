@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/people", get(auth::people).post(auth::add_person))
         .route("/api/people/{id}", axum::routing::put(auth::change_person))
         .route("/api/sites", get(sites::list).post(sites::add))
+        .route("/api/sites/{id}", axum::routing::put(sites::change))
         .route("/api/sites/{id}/credential", post(sites::issue_credential))
         .route("/api/sites/{id}/meetings", get(meetings::of_site))
         .route("/api/schedule", get(meetings::schedule))

@@ -160,6 +160,22 @@ pub async fn set_policy(
     }
     let policy = request.into_policy();
     tracing::info!(meeting, ?policy, "media policy set");
+    let recorded = async {
+        let mut tx = state.db.pool().begin().await.ok()?;
+        crate::audit::record(
+            &mut tx,
+            "admin-token",
+            "moderation.policy",
+            &format!("meeting:{meeting}"),
+            &format!("{policy:?}"),
+        )
+        .await
+        .ok()?;
+        tx.commit().await.ok()
+    };
+    if recorded.await.is_none() {
+        return Err(ApiError::internal("the audit log could not be written"));
+    }
     state
         .sfu
         .set_media_policy(MeetingId(meeting), policy)

@@ -27,6 +27,7 @@ use crate::{attendance, audit, auth, http, meetings, moderation, sites};
         sites::list,
         sites::add,
         sites::import,
+        sites::change,
         sites::issue_credential,
         meetings::of_site,
         meetings::schedule,

@@ -582,6 +582,109 @@ pub async fn all(db: &crate::db::Db) -> Result<Vec<Site>, DbError> {
     Ok(rows.iter().map(Site::from_row).collect::<Result<_, _>>()?)
 }
 
+/// `PUT /api/sites/{id}` body: what to change (absent fields stay as they are).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteChange {
+    /// New name (1 to 200 bytes of text).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New identity of the room terminal: its credential is withdrawn (issue a new one) and its
+    /// sessions end.
+    #[serde(default)]
+    pub terminal_id: Option<String>,
+}
+
+/// Rename a site or register its new room terminal (administrators).
+#[utoipa::path(put, path = "/api/sites/{id}", tag = "sites", request_body = SiteChange,
+    params(("id" = i64, Path, description = "Site id")),
+    responses((status = 200, body = Site), (status = 400, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, body = ApiError)))]
+pub async fn change(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Json<Site>, ApiError> {
+    caller.require(&[Role::Administrator])?;
+    let change: SiteChange = parse_json(&body)?;
+    let mut site = one(&state, id).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_site",
+            format!("there is no site {id}"),
+        )
+    })?;
+    let mut checked = NewSite {
+        code: site.code.clone(),
+        name: change
+            .name
+            .clone()
+            .unwrap_or_else(|| site.name.clone())
+            .trim()
+            .to_string(),
+        level: site.level,
+        parent_code: None,
+        terminal_id: change
+            .terminal_id
+            .clone()
+            .or_else(|| site.terminal_id.clone()),
+    };
+    check_fields(&checked).map_err(|m| refused(row_error(0, m)))?;
+    let new_terminal = change.terminal_id.is_some() && change.terminal_id != site.terminal_id;
+    let read = |e: sqlx::Error| db_error(&e.into(), "changing a site");
+    let mut tx = state.db.pool().begin().await.map_err(read)?;
+    sqlx::query("UPDATE sites SET name = $1, terminal_id = $2 WHERE id = $3")
+        .bind(&checked.name)
+        .bind(&checked.terminal_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            let e = DbError::from(e);
+            if e.is_unique_violation() {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "duplicate_terminal",
+                    "that terminal already belongs to another site".into(),
+                )
+            } else {
+                db_error(&e, "changing a site")
+            }
+        })?;
+    if new_terminal {
+        sqlx::query("UPDATE sites SET device_hash = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(read)?;
+        sqlx::query("DELETE FROM sessions WHERE site_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(read)?;
+        site.has_credential = false;
+    }
+    audit::record(
+        &mut tx,
+        &caller.audit_name(),
+        "site.change",
+        &format!("site:{id}"),
+        &format!(
+            "{} {}{}",
+            site.code,
+            checked.name,
+            if new_terminal { ", new terminal" } else { "" }
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(read)?;
+    site.name = std::mem::take(&mut checked.name);
+    site.terminal_id = checked.terminal_id.take();
+    Ok(Json(site))
+}
+
 /// A newly issued device credential, shown once.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Credential {

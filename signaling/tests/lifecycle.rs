@@ -394,6 +394,62 @@ async fn room_terminals_log_in_with_their_credential_and_see_their_own_meetings(
             401
         );
 
+        // A site renamed, and given a new terminal: the old credential and sessions end.
+        let fresh = post(
+            &server,
+            &format!("/api/sites/{x001}/credential"),
+            Some(&admin),
+            &json!({}),
+        )
+        .await
+        .json();
+        let device = post(
+            &server,
+            "/api/device/login",
+            None,
+            &json!({"terminal_id": fresh["terminal_id"], "secret": fresh["secret"]}),
+        )
+        .await
+        .json()["token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        let r = put(
+            &server,
+            &format!("/api/sites/{x001}"),
+            Some(&admin),
+            &json!({"name": "Xã Một 🏡", "terminal_id": "rt-x001-moi"}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            (
+                r.json()["name"].as_str(),
+                r.json()["has_credential"].as_bool()
+            ),
+            (Some("Xã Một 🏡"), Some(false))
+        );
+        assert_eq!(
+            get(&server, "/api/schedule", Some(&device)).await.status,
+            401
+        );
+        let r = put(
+            &server,
+            &format!("/api/sites/{x001}"),
+            Some(&admin),
+            &json!({"terminal_id": "rt-x050"}),
+        )
+        .await;
+        assert_eq!((r.status, r.code().as_str()), (409, "duplicate_terminal"));
+        let r = put(
+            &server,
+            &format!("/api/sites/{x001}"),
+            Some(&admin),
+            &json!({"name": ""}),
+        )
+        .await;
+        assert_eq!((r.status, r.code().as_str()), (400, "invalid_sites"));
+
         // An administrator changes a person: a new password ends their sessions, a disabled
         // account cannot log in, and the last administrator stays one.
         let planner = support::post(
