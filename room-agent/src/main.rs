@@ -1,0 +1,3 @@
+//! `room-agent`: runs one meeting-room terminal.
+
+fn main() {}
