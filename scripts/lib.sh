@@ -15,7 +15,8 @@ apt_install() {
       DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed; install $pkg by hand"
       apt_updated=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null \
+    # shellcheck disable=SC2086 # a list of packages
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkg >/dev/null \
       || die "could not install $pkg; install it with: apt-get install $pkg"
   else
     die "$what is missing; install it with: sudo apt-get install $pkg"
@@ -36,6 +37,17 @@ need_file() {
   compgen -G "$glob" >/dev/null && return 0
   apt_install "$pkg" "$glob"
   compgen -G "$glob" >/dev/null || die "$pkg installed but $glob is still missing"
+}
+
+# need_pkgs PACKAGE...: Debian packages that provide no command of their own (libraries,
+# plugins), installed together if any is missing.
+need_pkgs() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} = 0 ] && return 0
+  apt_install "${missing[*]}" "the room agent's GStreamer"
 }
 
 # The web client's npm packages, exactly as locked, and its build.

@@ -14,6 +14,10 @@ need janus janus
 # The storage tests run on SQLite and on a throwaway PostgreSQL they start themselves.
 need_file '/usr/lib/postgresql/*/bin/initdb' postgresql
 export BRIDGE_TEST_POSTGRES=required
+# The room agent: GStreamer 1.22 (Debian 12) with the plugins it uses (VP8, Opus, test sources).
+need pkg-config pkg-config
+need_pkgs libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev \
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
 build_web_client
 
 say "== formatting and lints"
@@ -24,8 +28,8 @@ say "== Rust tests"
 cargo test --workspace
 
 say "== end to end in headless Chromium"
-cargo build --quiet -p signaling --bin bridge
-BRIDGE_BIN="$PWD/target/debug/bridge" npm run --silent test:e2e
+cargo build --quiet -p signaling --bin bridge -p room-agent
+BRIDGE_BIN="$PWD/target/debug/bridge" ROOM_AGENT_BIN="$PWD/target/debug/room-agent" npm run --silent test:e2e
 
 say "== benchmark smoke run (load generator against the bridge and Janus, a few endpoints)"
 # Not the benchmark (see BENCHMARKS.md): 4 subscribers for 5 s, to prove the generator and both

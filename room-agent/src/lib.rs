@@ -5,6 +5,10 @@
 //! - [`config`]: its TOML file;
 //! - [`visca`]: PTZ camera control over VISCA-over-IP.
 
+pub mod agent;
 pub mod config;
 pub mod control;
+pub mod media;
+pub mod net;
+pub mod rtc;
 pub mod visca;

@@ -397,7 +397,21 @@ fn what_arrives_from_each_site_is_reported_for_roll_call() {
     let a = sim.join(1);
     let b = sim.join_audio_only(1);
     let c = sim.join_receive_only(1);
+    let d = sim.join_with_layers(1, 3);
     sim.run_for(2 * SECOND);
+    let layers_of = |sim: &Sim, i: usize| {
+        let id = sim.clients[i].id;
+        sim.events.iter().rev().find_map(|(_, e)| match e {
+            SfuEvent::Media {
+                endpoint,
+                video_layers,
+                ..
+            } if *endpoint == id => Some(*video_layers),
+            _ => None,
+        })
+    };
+    assert_eq!(layers_of(&sim, a), Some(1));
+    assert_eq!(layers_of(&sim, d), Some(3), "each simulcast layer counts");
     let reports = |sim: &Sim, i: usize| -> Vec<(std::time::Instant, bool, bool)> {
         let id = sim.clients[i].id;
         sim.events
@@ -406,8 +420,8 @@ fn what_arrives_from_each_site_is_reported_for_roll_call() {
                 SfuEvent::Media {
                     endpoint,
                     audio,
-                    video,
-                } if *endpoint == id => Some((*t, *audio, *video)),
+                    video_layers,
+                } if *endpoint == id => Some((*t, *audio, *video_layers > 0)),
                 _ => None,
             })
             .collect()

@@ -72,6 +72,16 @@ enum HubMsg {
         site: i64,
         connected: bool,
     },
+    Terminal {
+        site: i64,
+        key: u64,
+        commands: Option<mpsc::Sender<ServerMsg>>,
+    },
+    SendCommand {
+        site: i64,
+        command: ServerMsg,
+        reply: oneshot::Sender<bool>,
+    },
     RollCall {
         meeting: i64,
         setup: Box<Setup>,
@@ -129,6 +139,7 @@ impl Hub {
             live: HashMap::new(),
             policies: HashMap::new(),
             online: BTreeMap::new(),
+            terminals: HashMap::new(),
             roll_call_due: BTreeSet::new(),
             ticks: 0,
             next_id: 1,
@@ -175,6 +186,32 @@ impl Hub {
         let _ = self.tx.send(HubMsg::Online { site, connected });
     }
 
+    /// A room terminal's session connected (with where its commands go) or went away.
+    pub fn terminal(&self, site: i64, key: u64, commands: Option<mpsc::Sender<ServerMsg>>) {
+        let _ = self.tx.send(HubMsg::Terminal {
+            site,
+            key,
+            commands,
+        });
+    }
+
+    /// Sends a command to `site`'s terminal (its latest session); false if none is connected.
+    pub async fn command_terminal(&self, site: i64, command: ServerMsg) -> bool {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(HubMsg::SendCommand {
+                site,
+                command,
+                reply,
+            })
+            .is_err()
+        {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
     /// Roll call of `meeting` now (from `setup` if it is not live).
     pub async fn roll_call(&self, meeting: i64, setup: Setup) -> Option<Vec<RollCallEntry>> {
         let (reply, rx) = oneshot::channel();
@@ -202,6 +239,8 @@ struct HubState {
     policies: HashMap<i64, MediaPolicy>,
     /// Connected sessions per site.
     online: BTreeMap<i64, usize>,
+    /// Room terminals' command channels per site, latest last.
+    terminals: HashMap<i64, Vec<(u64, mpsc::Sender<ServerMsg>)>>,
     /// Meetings whose roll call changed since it was last sent.
     roll_call_due: BTreeSet<i64>,
     ticks: i64,
@@ -232,6 +271,32 @@ impl HubState {
                         self.roll_call_due.insert(*meeting);
                     }
                 }
+            }
+            HubMsg::Terminal {
+                site,
+                key,
+                commands,
+            } => {
+                let sessions = self.terminals.entry(site).or_default();
+                sessions.retain(|(k, _)| *k != key);
+                if let Some(commands) = commands {
+                    sessions.push((key, commands));
+                }
+                if sessions.is_empty() {
+                    self.terminals.remove(&site);
+                }
+            }
+            HubMsg::SendCommand {
+                site,
+                command,
+                reply,
+            } => {
+                let delivered = self
+                    .terminals
+                    .get(&site)
+                    .and_then(|s| s.last())
+                    .is_some_and(|(_, tx)| tx.try_send(command).is_ok());
+                let _ = reply.send(delivered);
             }
             HubMsg::RollCall {
                 meeting,
@@ -445,12 +510,12 @@ impl HubState {
             SfuEvent::Media {
                 endpoint,
                 audio,
-                video,
+                video_layers,
             } => {
                 let meeting = self.participants.get(&endpoint.0).map(|p| p.meeting);
                 if let Some(meeting) = meeting
                     && let Some(live) = self.live.get_mut(&meeting)
-                    && live.media(endpoint.0, audio, video)
+                    && live.media(endpoint.0, audio, video_layers)
                 {
                     self.roll_call_due.insert(meeting);
                 }

@@ -147,13 +147,15 @@ pub struct RollCallEntry {
     pub audio: bool,
     /// Its video arrives at the SFU.
     pub video: bool,
+    /// How many simulcast layers of it arrive.
+    pub video_layers: u8,
 }
 
 #[derive(Debug, Clone)]
 struct Member {
     who: Who,
     audio: bool,
-    video: bool,
+    video_layers: u8,
 }
 
 /// A live meeting.
@@ -222,7 +224,7 @@ impl Live {
             Member {
                 who,
                 audio: false,
-                video: false,
+                video_layers: 0,
             },
         );
     }
@@ -251,11 +253,12 @@ impl Live {
             .map(|(id, _)| *id)
     }
 
-    /// What arrives from a participant changed. Returns whether roll call changed.
-    pub fn media(&mut self, id: u64, audio: bool, video: bool) -> bool {
+    /// What arrives from a participant changed (audio; how many video layers). Returns
+    /// whether roll call changed.
+    pub fn media(&mut self, id: u64, audio: bool, video_layers: u8) -> bool {
         match self.members.get_mut(&id) {
-            Some(m) if (m.audio, m.video) != (audio, video) => {
-                (m.audio, m.video) = (audio, video);
+            Some(m) if (m.audio, m.video_layers) != (audio, video_layers) => {
+                (m.audio, m.video_layers) = (audio, video_layers);
                 m.who.site_id.is_some()
             }
             _ => false,
@@ -437,7 +440,8 @@ impl Live {
                     name: name.clone(),
                     presence,
                     audio: members.iter().any(|m| m.audio),
-                    video: members.iter().any(|m| m.video),
+                    video: members.iter().any(|m| m.video_layers > 0),
+                    video_layers: members.iter().map(|m| m.video_layers).max().unwrap_or(0),
                 }
             })
             .collect()
@@ -587,8 +591,8 @@ mod tests {
         let mut online = BTreeMap::from([(2, 1)]);
         live.join(3, site(3));
         live.join(4, site(4));
-        assert!(live.media(4, true, false));
-        assert!(!live.media(4, true, false), "no change, no news");
+        assert!(live.media(4, true, 0));
+        assert!(!live.media(4, true, 0), "no change, no news");
         let rc = live.roll_call(&online);
         let summary: Vec<(i64, Presence, bool, bool)> = rc
             .iter()

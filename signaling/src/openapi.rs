@@ -29,6 +29,7 @@ use crate::{attendance, audit, auth, http, meetings, moderation, sites};
         sites::import,
         sites::change,
         sites::issue_credential,
+        sites::command,
         meetings::of_site,
         meetings::schedule,
         http::open_meetings,

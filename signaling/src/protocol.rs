@@ -320,6 +320,29 @@ pub struct SlotMsg {
     pub participant: Option<u64>,
 }
 
+/// What a technician can tell a room terminal to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TerminalCommand {
+    /// Move the PTZ camera to a stored preset (0-127).
+    Preset {
+        /// The preset.
+        preset: u8,
+    },
+    /// Mute or unmute the room's microphone.
+    Mute {
+        /// Muted or not.
+        muted: bool,
+    },
+    /// Rebuild the capture pipeline.
+    Restart,
+    /// Ceiling on the video bitrate, kilobits per second (0: none).
+    MaxBitrate {
+        /// The ceiling.
+        kbps: u32,
+    },
+}
+
 /// A message to a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -386,6 +409,11 @@ pub enum ServerMsg {
     RollCall {
         /// The invited sites.
         sites: Vec<crate::live::RollCallEntry>,
+    },
+    /// A technician's command to a room terminal.
+    Command {
+        /// What to do.
+        command: TerminalCommand,
     },
     /// A request failed; the session goes on unless the server closes it.
     Error {

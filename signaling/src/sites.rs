@@ -685,6 +685,76 @@ pub async fn change(
     Ok(Json(site))
 }
 
+/// Whether a command reached the terminal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Delivered {
+    /// It was handed to the terminal's connection.
+    pub delivered: bool,
+}
+
+/// Send a command to a site's room terminal: camera preset, microphone mute, pipeline restart,
+/// bitrate ceiling (administrators, technicians). 409 `terminal_offline` when it is not
+/// connected.
+#[utoipa::path(post, path = "/api/sites/{id}/command", tag = "sites",
+    request_body = crate::protocol::TerminalCommand,
+    params(("id" = i64, Path, description = "Site id")),
+    responses((status = 202, body = Delivered), (status = 400, body = ApiError),
+        (status = 403, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, body = ApiError)))]
+pub async fn command(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Administrator, Role::Technician])?;
+    let command: crate::protocol::TerminalCommand = parse_json(&body)?;
+    if let crate::protocol::TerminalCommand::Preset { preset } = command
+        && preset > 127
+    {
+        return Err(refused(row_error(0, "presets are 0 to 127")));
+    }
+    let site = one(&state, id).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_site",
+            format!("there is no site {id}"),
+        )
+    })?;
+    let delivered = state
+        .hub
+        .command_terminal(
+            id,
+            crate::protocol::ServerMsg::Command {
+                command: command.clone(),
+            },
+        )
+        .await;
+    let read = |e: sqlx::Error| db_error(&e.into(), "recording a command");
+    let mut tx = state.db.pool().begin().await.map_err(read)?;
+    audit::record(
+        &mut tx,
+        &caller.audit_name(),
+        "terminal.command",
+        &format!("site:{id}"),
+        &format!(
+            "{} {command:?}{}",
+            site.code,
+            if delivered { "" } else { " (not connected)" }
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(read)?;
+    if !delivered {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "terminal_offline",
+            format!("the terminal of {} is not connected", site.code),
+        ));
+    }
+    Ok((StatusCode::ACCEPTED, Json(Delivered { delivered })).into_response())
+}
+
 /// A newly issued device credential, shown once.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Credential {

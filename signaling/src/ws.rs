@@ -55,6 +55,16 @@ pub async fn session(socket: WebSocket, state: AppState, caller: Option<Caller>)
     if let Some(site) = site {
         state.hub.online(site, true);
     }
+    // A room terminal takes technicians' commands whether or not it is in a meeting.
+    static NEXT_KEY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let key = NEXT_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (command_tx, mut commands) = mpsc::channel::<ServerMsg>(16);
+    let terminal_site = if who.terminal { site } else { None };
+    if let Some(site) = terminal_site {
+        state.hub.terminal(site, key, Some(command_tx));
+    } else {
+        drop(command_tx);
+    }
     let (mut sink, mut stream) = socket.split();
     let (outbox_tx, mut outbox) = mpsc::channel::<ServerMsg>(OUTBOX_CAPACITY);
     // Handed to the hub on join; the hub dropping it ends the session.
@@ -85,6 +95,7 @@ pub async fn session(socket: WebSocket, state: AppState, caller: Option<Caller>)
                     break;
                 }
             },
+            Some(command) = commands.recv() => vec![command],
             queued = outbox.recv(), if outbox_tx.is_none() => match queued {
                 Some(msg) => vec![msg],
                 // The hub removed this participant (media lost, too slow).
@@ -116,6 +127,9 @@ pub async fn session(socket: WebSocket, state: AppState, caller: Option<Caller>)
     }
     if let Some(site) = site {
         state.hub.online(site, false);
+    }
+    if let Some(site) = terminal_site {
+        state.hub.terminal(site, key, None);
     }
     let _ = sink.close().await;
 }

@@ -60,44 +60,51 @@ pub(crate) const MEDIA_STALE: Duration = Duration::from_secs(3);
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Arriving {
     last_audio: Option<Instant>,
-    last_video: Option<Instant>,
-    /// What signaling was last told: (audio, video).
-    reported: (bool, bool),
+    /// Per simulcast layer (one for a single stream).
+    last_video: [Option<Instant>; MAX_LAYERS],
+    /// What signaling was last told: audio, and how many video layers.
+    reported: (bool, u8),
+    /// When that was worked out.
+    checked: Option<Instant>,
 }
 
 impl Arriving {
-    /// A packet arrived. Returns the new state if signaling must be told.
-    pub(crate) fn packet(&mut self, now: Instant, video: bool) -> Option<(bool, bool)> {
-        if video {
-            self.last_video = Some(now);
-        } else {
-            self.last_audio = Some(now);
+    /// A packet arrived (`video`: its layer). Returns the new state if signaling must be told.
+    pub(crate) fn packet(&mut self, now: Instant, video: Option<Layer>) -> Option<(bool, u8)> {
+        match video {
+            Some(layer) => {
+                if let Some(t) = self.last_video.get_mut(usize::from(layer)) {
+                    *t = Some(now);
+                }
+            }
+            None => self.last_audio = Some(now),
         }
         self.check(now)
     }
 
-    /// What arrives at `now`, if it differs from what signaling was last told.
-    pub(crate) fn check(&mut self, now: Instant) -> Option<(bool, bool)> {
+    /// What arrives at `now` (audio; how many video layers), if it differs from what
+    /// signaling was last told.
+    pub(crate) fn check(&mut self, now: Instant) -> Option<(bool, u8)> {
         let fresh =
-            |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < MEDIA_STALE);
-        let state = (fresh(self.last_audio), fresh(self.last_video));
+            |t: &Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < MEDIA_STALE);
+        let layers = self.last_video.iter().filter(|t| fresh(t)).count() as u8;
+        let state = (fresh(&self.last_audio), layers);
+        self.checked = Some(now);
         (state != self.reported).then(|| {
             self.reported = state;
             state
         })
     }
 
-    /// When a kind reported as arriving goes stale, if one is.
+    /// When something that arrived at the last check goes stale, if anything did.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let (audio, video) = self.reported;
-        [
-            audio.then_some(self.last_audio).flatten(),
-            video.then_some(self.last_video).flatten(),
-        ]
-        .into_iter()
-        .flatten()
-        .map(|t| t + MEDIA_STALE)
-        .min()
+        let checked = self.checked?;
+        std::iter::once(&self.last_audio)
+            .chain(&self.last_video)
+            .flatten()
+            .map(|t| *t + MEDIA_STALE)
+            .filter(|stale| *stale > checked)
+            .min()
     }
 }
 

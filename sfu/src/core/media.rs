@@ -192,19 +192,20 @@ impl SfuCore {
         let is_video = spec.codec.is_video();
         let clock_rate = spec.clock_rate.get();
         let meeting_id = ep.meeting;
-        if let Some((audio, video)) = ep.arriving.packet(now, is_video) {
-            self.outputs.push_back(CoreOutput::Event(SfuEvent::Media {
-                endpoint: source,
-                audio,
-                video,
-            }));
-        }
+
         let Some(track_in) = ep.tracks_in.iter_mut().find(|t| t.mid == mid) else {
             return;
         };
         let Some(layer) = track_in.layer_of(rid) else {
             return;
         };
+        if let Some((audio, video_layers)) = ep.arriving.packet(now, is_video.then_some(layer)) {
+            self.outputs.push_back(CoreOutput::Event(SfuEvent::Media {
+                endpoint: source,
+                audio,
+                video_layers,
+            }));
+        }
         let codec = match spec.codec {
             Codec::Vp8 => VideoCodec::Vp8,
             Codec::H264 => VideoCodec::H264,

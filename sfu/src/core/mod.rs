@@ -155,8 +155,8 @@ pub enum SfuEvent {
         endpoint: EndpointId,
         /// Audio arrives.
         audio: bool,
-        /// Video arrives.
-        video: bool,
+        /// How many video layers arrive (0: no video; 2 or 3 for simulcast).
+        video_layers: u8,
     },
     /// The endpoint was removed by the core itself.
     Gone {
@@ -535,11 +535,11 @@ impl SfuCore {
             if ep.next_allocation.is_some_and(|t| t <= now) {
                 reallocate.push(id);
             }
-            if let Some((audio, video)) = ep.arriving.check(now) {
+            if let Some((audio, video_layers)) = ep.arriving.check(now) {
                 self.outputs.push_back(CoreOutput::Event(SfuEvent::Media {
                     endpoint: id,
                     audio,
-                    video,
+                    video_layers,
                 }));
             }
             // Drained below; draining computes its next deadline.

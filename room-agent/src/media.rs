@@ -1,0 +1,480 @@
+//! The GStreamer side: capture and encode (a camera or a test picture, in two or three VP8
+//! layers; a microphone or a test tone, in Opus with its level), and decode what the meeting
+//! sends. Encoded frames leave through `appsink`s into a channel; received frames come in
+//! through an `appsrc`. GStreamer is a driver here: what to send, when to request keyframes and
+//! which bitrate to use is decided elsewhere.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use tokio::sync::mpsc;
+
+use crate::config::{Capture, Layer};
+
+/// An encoded frame.
+#[derive(Debug)]
+pub enum Frame {
+    /// VP8, one layer.
+    Video {
+        /// Layer index, lowest first.
+        layer: usize,
+        /// The frame.
+        data: Vec<u8>,
+        /// Presentation time.
+        pts: Duration,
+    },
+    /// Opus, 20 ms.
+    Audio {
+        /// The packet.
+        data: Vec<u8>,
+        /// Presentation time.
+        pts: Duration,
+        /// Level, dBov (0 loudest, -127 silence).
+        level: i8,
+    },
+}
+
+/// What went wrong in a pipeline.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MediaError {
+    /// GStreamer could not be initialised.
+    #[error("GStreamer: {0}")]
+    Init(String),
+    /// The pipeline could not be built (a missing plugin, a bad element).
+    #[error("cannot build the pipeline: {0}")]
+    Build(String),
+    /// It failed while running.
+    #[error("the pipeline failed: {0}")]
+    Failed(String),
+}
+
+/// Initialises GStreamer once.
+pub fn init() -> Result<(), MediaError> {
+    gst::init().map_err(|e| MediaError::Init(e.to_string()))
+}
+
+/// 16:9 width for a height, even.
+fn width_of(height: u32) -> u32 {
+    (height * 16 / 9) & !1
+}
+
+/// Whether the configured camera can be used now.
+pub fn camera_present(camera: &str) -> bool {
+    camera != "test" && Path::new(camera).exists()
+}
+
+/// The encoder element for a configured preference, given what is installed.
+fn encoder(preference: &str) -> &'static str {
+    let have = |name: &str| gst::ElementFactory::find(name).is_some();
+    match preference {
+        "vaapi" if have("vaapivp8enc") => "vaapivp8enc",
+        "v4l2" if have("v4l2vp8enc") => "v4l2vp8enc",
+        "auto" if have("vaapivp8enc") => "vaapivp8enc",
+        "auto" if have("v4l2vp8enc") => "v4l2vp8enc",
+        _ => "vp8enc",
+    }
+}
+
+/// The capture and encode pipeline.
+pub struct Sender {
+    pipeline: gst::Pipeline,
+    encoders: Vec<gst::Element>,
+    sinks: Vec<gst_app::AppSink>,
+    /// Whether a real camera (not the test picture) is being captured.
+    pub camera: bool,
+    /// The encoder in use.
+    pub encoder: &'static str,
+    /// Frames encoded per layer so far.
+    pub frames: Arc<Vec<AtomicU64>>,
+    /// Bytes encoded per layer so far.
+    pub bytes: Arc<Vec<AtomicU64>>,
+    errors: Option<std::thread::JoinHandle<()>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Sender {
+    /// Builds and starts capture and encoding; frames go to `frames`, a fatal error to
+    /// `failed`.
+    pub fn start(
+        capture: &Capture,
+        layers: &[Layer],
+        encoder_preference: &str,
+        frames_out: mpsc::Sender<Frame>,
+        failed: mpsc::UnboundedSender<String>,
+    ) -> Result<Self, MediaError> {
+        let camera = camera_present(&capture.camera);
+        let top = layers.last().map_or(360, |l| l.height);
+        let fps = capture.fps;
+        let video_src = if camera {
+            format!(
+                "v4l2src device={} ! videoconvert ! videoscale ! videorate",
+                capture.camera
+            )
+        } else {
+            "videotestsrc is-live=true pattern=ball".to_string()
+        };
+        let audio_src = match capture.microphone.as_str() {
+            "test" => "audiotestsrc is-live=true wave=sine freq=440 volume=0.2".to_string(),
+            "default" => "autoaudiosrc".to_string(),
+            device => format!("alsasrc device={device}"),
+        };
+        let encoder = encoder(encoder_preference);
+        let mut description = format!(
+            "{video_src} ! video/x-raw,width={},height={top},framerate={fps}/1 ! \
+             videoconvert ! tee name=t ",
+            width_of(top)
+        );
+        for (i, layer) in layers.iter().enumerate() {
+            let settings = if encoder == "vp8enc" {
+                format!(
+                    "deadline=1 cpu-used=16 end-usage=cbr lag-in-frames=0 threads=2 \
+                     error-resilient=default keyframe-max-dist={} target-bitrate={}",
+                    fps * 4,
+                    layer.kbps * 1000
+                )
+            } else {
+                String::new()
+            };
+            description.push_str(&format!(
+                "t. ! queue max-size-buffers=2 leaky=downstream ! videoscale ! \
+                 video/x-raw,width={},height={} ! {encoder} name=enc{i} {settings} ! \
+                 appsink name=video{i} sync=false max-buffers=8 drop=true ",
+                width_of(layer.height),
+                layer.height
+            ));
+        }
+        description.push_str(&format!(
+            "{audio_src} ! audioconvert ! audioresample ! \
+             audio/x-raw,format=S16LE,rate=48000,channels=1 ! volume name=mic ! identity name=level ! \
+             opusenc bitrate=32000 frame-size=20 ! appsink name=audio sync=false max-buffers=16 drop=true"
+        ));
+        let pipeline = gst::parse::launch(&description)
+            .map_err(|e| MediaError::Build(e.to_string()))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| MediaError::Build("not a pipeline".into()))?;
+        let by_name = |name: &str| {
+            pipeline
+                .by_name(name)
+                .ok_or_else(|| MediaError::Build(format!("no element {name}")))
+        };
+        let level = Arc::new(AtomicI32::new(-127));
+        let meter = level.clone();
+        by_name("level")?
+            .static_pad("src")
+            .ok_or_else(|| MediaError::Build("level pad".into()))?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(buffer) = info.buffer()
+                    && let Ok(map) = buffer.map_readable()
+                {
+                    meter.store(i32::from(dbov(map.as_slice())), Ordering::Relaxed);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        let frames: Arc<Vec<AtomicU64>> =
+            Arc::new(layers.iter().map(|_| AtomicU64::new(0)).collect());
+        let bytes: Arc<Vec<AtomicU64>> =
+            Arc::new(layers.iter().map(|_| AtomicU64::new(0)).collect());
+        let mut encoders = Vec::new();
+        let mut sinks = Vec::new();
+        for i in 0..layers.len() {
+            encoders.push(by_name(&format!("enc{i}"))?);
+            let sink = by_name(&format!("video{i}"))?
+                .downcast::<gst_app::AppSink>()
+                .map_err(|_| MediaError::Build("appsink".into()))?;
+            let out = frames_out.clone();
+            let (counted, sized) = (frames.clone(), bytes.clone());
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        if let Some(buffer) = sample.buffer()
+                            && let Ok(map) = buffer.map_readable()
+                        {
+                            counted[i].fetch_add(1, Ordering::Relaxed);
+                            sized[i].fetch_add(map.len() as u64, Ordering::Relaxed);
+                            let pts = buffer
+                                .pts()
+                                .map_or(Duration::ZERO, |t| Duration::from_nanos(t.nseconds()));
+                            // A full queue: the network is behind, this frame is dropped.
+                            let _ = out.try_send(Frame::Video {
+                                layer: i,
+                                data: map.as_slice().to_vec(),
+                                pts,
+                            });
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+            sinks.push(sink);
+        }
+        let audio = by_name("audio")?
+            .downcast::<gst_app::AppSink>()
+            .map_err(|_| MediaError::Build("appsink".into()))?;
+        let out = frames_out;
+        audio.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(buffer) = sample.buffer()
+                        && let Ok(map) = buffer.map_readable()
+                    {
+                        let pts = buffer
+                            .pts()
+                            .map_or(Duration::ZERO, |t| Duration::from_nanos(t.nseconds()));
+                        let _ = out.try_send(Frame::Audio {
+                            data: map.as_slice().to_vec(),
+                            pts,
+                            level: level.load(Ordering::Relaxed).clamp(-127, 0) as i8,
+                        });
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let errors = watch_errors(&pipeline, failed, stop.clone())?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| MediaError::Failed(format!("cannot start: {e}")))?;
+        Ok(Self {
+            pipeline,
+            encoders,
+            sinks,
+            camera,
+            encoder,
+            frames,
+            bytes,
+            errors: Some(errors),
+            stop,
+        })
+    }
+
+    /// Asks layer `layer`'s encoder for a keyframe.
+    pub fn request_keyframe(&self, layer: usize) {
+        if let Some(sink) = self.sinks.get(layer) {
+            let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                .all_headers(true)
+                .build();
+            sink.send_event(event);
+        }
+    }
+
+    /// Mutes or unmutes the microphone (a muted room sends silence, and its level says so).
+    pub fn set_muted(&self, muted: bool) {
+        if let Some(volume) = self.pipeline.by_name("mic") {
+            volume.set_property("mute", muted);
+        }
+    }
+
+    /// Sets layer `layer`'s target bitrate.
+    pub fn set_bitrate(&self, layer: usize, bps: u32) {
+        if let Some(enc) = self.encoders.get(layer)
+            && enc.find_property("target-bitrate").is_some()
+        {
+            let value = i32::try_from(bps).unwrap_or(i32::MAX);
+            enc.set_property("target-bitrate", value);
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(t) = self.errors.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Forwards the pipeline's first error to `failed`, from a thread of its own.
+fn watch_errors(
+    pipeline: &gst::Pipeline,
+    failed: mpsc::UnboundedSender<String>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, MediaError> {
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| MediaError::Build("no bus".into()))?;
+    Ok(std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+                continue;
+            };
+            match msg.view() {
+                gst::MessageView::Error(e) => {
+                    let text = format!(
+                        "{}: {}",
+                        e.src().map(|s| s.path_string()).unwrap_or_default(),
+                        e.error()
+                    );
+                    let _ = failed.send(text);
+                    return;
+                }
+                gst::MessageView::Eos(_) => {
+                    let _ = failed.send("the source ended".into());
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }))
+}
+
+/// The level of 16-bit samples, dBov (0 loudest, -127 silence).
+pub fn dbov(samples: &[u8]) -> i8 {
+    let n = samples.len() / 2;
+    if n == 0 {
+        return -127;
+    }
+    let sum: f64 = samples
+        .chunks_exact(2)
+        .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])).powi(2))
+        .sum();
+    let rms = (sum / n as f64).sqrt() / 32768.0;
+    if rms <= 0.0 {
+        return -127;
+    }
+    (20.0 * rms.log10()).round().clamp(-127.0, 0.0) as i8
+}
+
+/// The decode pipeline for the video shown (the chair or the speaker).
+pub struct Receiver {
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+    /// Frames decoded so far.
+    pub decoded: Arc<AtomicU64>,
+}
+
+impl Receiver {
+    /// Builds and starts it; `display` false: decode only.
+    pub fn start(display: bool) -> Result<Self, MediaError> {
+        let sink = if display {
+            "autovideosink sync=false"
+        } else {
+            "fakesink sync=false"
+        };
+        let description = format!(
+            "appsrc name=src is-live=true format=time do-timestamp=true \
+             caps=video/x-vp8 ! vp8dec name=dec ! videoconvert ! {sink}"
+        );
+        let pipeline = gst::parse::launch(&description)
+            .map_err(|e| MediaError::Build(e.to_string()))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| MediaError::Build("not a pipeline".into()))?;
+        let src = pipeline
+            .by_name("src")
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            .ok_or_else(|| MediaError::Build("appsrc".into()))?;
+        let decoded = Arc::new(AtomicU64::new(0));
+        let count = decoded.clone();
+        pipeline
+            .by_name("dec")
+            .and_then(|d| d.static_pad("src"))
+            .ok_or_else(|| MediaError::Build("decoder pad".into()))?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                count.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| MediaError::Failed(format!("cannot start: {e}")))?;
+        Ok(Self {
+            pipeline,
+            src,
+            decoded,
+        })
+    }
+
+    /// One received VP8 frame.
+    pub fn push(&self, frame: &[u8]) {
+        let _ = self
+            .src
+            .push_buffer(gst::Buffer::from_slice(frame.to_vec()));
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_are_dbov() {
+        let full: Vec<u8> = std::iter::repeat_n(i16::MAX.to_le_bytes(), 480)
+            .flatten()
+            .collect();
+        assert_eq!(dbov(&full), 0);
+        let silent = vec![0u8; 960];
+        assert_eq!(dbov(&silent), -127);
+        let tenth: Vec<u8> = std::iter::repeat_n(3277i16.to_le_bytes(), 480)
+            .flatten()
+            .collect();
+        assert_eq!(dbov(&tenth), -20);
+    }
+
+    #[test]
+    fn widths_are_sixteen_ninths_and_even() {
+        assert_eq!(width_of(720), 1280);
+        assert_eq!(width_of(180), 320);
+        assert_eq!(width_of(90), 160);
+    }
+
+    /// Real GStreamer: the test sources in two layers give VP8 frames of both and Opus.
+    #[tokio::test]
+    async fn test_sources_encode_two_layers_and_audio() {
+        init().expect("GStreamer");
+        let capture = Capture {
+            camera: "test".into(),
+            microphone: "test".into(),
+            fps: 15,
+        };
+        let layers = [
+            Layer {
+                height: 90,
+                kbps: 100,
+            },
+            Layer {
+                height: 180,
+                kbps: 200,
+            },
+        ];
+        let (tx, mut rx) = mpsc::channel(64);
+        let (failed, mut failures) = mpsc::unbounded_channel();
+        let sender = Sender::start(&capture, &layers, "software", tx, failed).expect("pipeline");
+        assert!(!sender.camera);
+        let mut seen = [0usize; 3];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while seen.iter().any(|n| *n < 5) {
+            let frame = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("frames within 10 s")
+                .expect("open");
+            match frame {
+                Frame::Video { layer, data, .. } => {
+                    assert!(!data.is_empty());
+                    seen[layer] += 1;
+                }
+                Frame::Audio { level, .. } => {
+                    assert!(level > -40, "the test tone is audible: {level}");
+                    seen[2] += 1;
+                }
+            }
+        }
+        sender.request_keyframe(1);
+        sender.set_bitrate(1, 150_000);
+        assert!(failures.try_recv().is_err(), "no pipeline error");
+        drop(sender);
+    }
+}

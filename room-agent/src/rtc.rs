@@ -1,0 +1,360 @@
+//! The agent's WebRTC side: str0m, fed with the encoded frames of the GStreamer pipeline.
+//!
+//! Why str0m and not GStreamer's `webrtcbin` (see the crate's README): the SFU's own stack, in
+//! frame mode it packetizes VP8 and Opus itself, sends simulcast layers by RID with no SDP
+//! munging, and its bandwidth estimate (transport-cc) tells the encoders what the link allows;
+//! and it needs no ICE library (libnice gathers no loopback candidates).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+
+use crate::config::Layer;
+use crate::media::Frame;
+
+/// RIDs of the layers, lowest first (the SFU's convention).
+const RIDS: [&str; 3] = ["q", "h", "f"];
+/// The estimate the bandwidth estimator starts from.
+const INITIAL_ESTIMATE: u64 = 600_000;
+/// Share of the estimate given to video (audio and headroom keep the rest).
+const VIDEO_SHARE: f64 = 0.85;
+
+/// Why the call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// SDP could not be made or understood.
+    #[error("negotiation failed: {0}")]
+    Negotiation(String),
+    /// The network failed.
+    #[error("media network error: {0}")]
+    Io(String),
+}
+
+/// What the call reports to the agent.
+#[derive(Debug)]
+pub enum CallEvent {
+    /// ICE and DTLS are up.
+    Connected,
+    /// The connection is gone.
+    Disconnected,
+    /// The SFU wants a keyframe of this layer.
+    Keyframe(usize),
+    /// New encoder bitrates per layer, bits per second.
+    Bitrates(Vec<u32>),
+    /// A received video frame on slot `mid`.
+    Video {
+        /// The slot.
+        mid: String,
+        /// The VP8 frame.
+        data: Vec<u8>,
+    },
+}
+
+/// One meeting's media.
+pub struct Call {
+    rtc: Rtc,
+    socket: Option<Arc<UdpSocket>>,
+    local: Option<SocketAddr>,
+    pending: Option<SdpPendingOffer>,
+    audio: Mid,
+    video: Mid,
+    rids: Vec<Rid>,
+    layers: Vec<Layer>,
+    max_bps: Option<u64>,
+    bitrates: Vec<u32>,
+    /// Packets sent and received, for health.
+    pub sent_bytes: u64,
+}
+
+impl Call {
+    /// A call publishing audio and `layers` of video; returns it and the offer to send.
+    pub fn offer(layers: &[Layer], max_kbps: Option<u32>) -> Result<(Self, String), CallError> {
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE)))
+            .build(now);
+        let mut sdp = rtc.sdp_api();
+        let audio = sdp.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let mut simulcast = Simulcast::new();
+        for rid in &RIDS[..layers.len()] {
+            simulcast.add_send_layer(SimulcastLayer::new(rid));
+        }
+        let video = sdp.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            None,
+            None,
+            Some(simulcast),
+        );
+        let (offer, pending) = sdp
+            .apply()
+            .ok_or_else(|| CallError::Negotiation("nothing to offer".into()))?;
+        let call = Self {
+            rtc,
+            socket: None,
+            local: None,
+            pending: Some(pending),
+            audio,
+            video,
+            rids: RIDS[..layers.len()].iter().map(|r| Rid::from(*r)).collect(),
+            layers: layers.to_vec(),
+            max_bps: max_kbps.map(|k| u64::from(k) * 1000),
+            bitrates: layers.iter().map(|l| l.kbps * 1000).collect(),
+            sent_bytes: 0,
+        };
+        Ok((call, offer.to_sdp_string()))
+    }
+
+    /// The SFU's answer: binds the media socket towards the SFU's candidate and starts ICE.
+    pub async fn accept_answer(&mut self, sdp: &str) -> Result<(), CallError> {
+        let answer =
+            SdpAnswer::from_sdp_string(sdp).map_err(|e| CallError::Negotiation(e.to_string()))?;
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| CallError::Negotiation("no offer pending".into()))?;
+        let remote = sdp
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("a="))
+            .filter(|l| l.starts_with("candidate:"))
+            .filter_map(|l| Candidate::from_sdp_string(l).ok())
+            .map(|c| c.addr())
+            .next()
+            .ok_or_else(|| CallError::Negotiation("the answer has no candidate".into()))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| CallError::Negotiation(e.to_string()))?;
+        // The local address the route to the SFU leaves from.
+        let probe = std::net::UdpSocket::bind(if remote.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        })
+        .and_then(|s| s.connect(remote).and_then(|_| s.local_addr()))
+        .map_err(|e| CallError::Io(format!("no route to the SFU at {remote}: {e}")))?;
+        let socket = UdpSocket::bind(SocketAddr::new(probe.ip(), 0))
+            .await
+            .map_err(|e| CallError::Io(e.to_string()))?;
+        let local = socket
+            .local_addr()
+            .map_err(|e| CallError::Io(e.to_string()))?;
+        let candidate =
+            Candidate::host(local, "udp").map_err(|e| CallError::Negotiation(e.to_string()))?;
+        self.rtc.add_local_candidate(candidate);
+        self.socket = Some(Arc::new(socket));
+        self.local = Some(local);
+        Ok(())
+    }
+
+    /// An offer from the SFU (receive slots added); returns the answer.
+    pub fn accept_offer(&mut self, sdp: &str) -> Result<String, CallError> {
+        let offer =
+            SdpOffer::from_sdp_string(sdp).map_err(|e| CallError::Negotiation(e.to_string()))?;
+        self.rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map(|a| a.to_sdp_string())
+            .map_err(|e| CallError::Negotiation(e.to_string()))
+    }
+
+    /// Sends one encoded frame.
+    pub fn write(&mut self, frame: Frame) {
+        let now = Instant::now();
+        let (mid, rid, data, pts, level, codec) = match frame {
+            Frame::Video { layer, data, pts } => {
+                let Some(rid) = self.rids.get(layer).copied() else {
+                    return;
+                };
+                (self.video, Some(rid), data, pts, None, Codec::Vp8)
+            }
+            Frame::Audio { data, pts, level } => {
+                (self.audio, None, data, pts, Some(level), Codec::Opus)
+            }
+        };
+        self.sent_bytes += data.len() as u64;
+        let Some(writer) = self.rtc.writer(mid) else {
+            return;
+        };
+        let Some((pt, clock)) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| (p.pt(), p.spec().clock_rate))
+        else {
+            return;
+        };
+        let mut writer = writer;
+        if let Some(rid) = rid {
+            writer = writer.rid(rid);
+        }
+        if let Some(level) = level {
+            writer = writer.audio_level(level, level > -50);
+        }
+        let time = MediaTime::from_micros(pts.as_micros() as u64).rebase(clock);
+        if let Err(e) = writer.write(pt, now, time, data) {
+            tracing::debug!(error = %e, "frame not sent");
+        }
+    }
+
+    /// The media socket (once the answer is in).
+    pub fn socket(&self) -> Option<Arc<UdpSocket>> {
+        self.socket.clone()
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self) {
+        let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
+    }
+
+    /// Handles a datagram from the network.
+    pub fn receive(&mut self, from: SocketAddr, data: &[u8]) {
+        let (Some(local), Ok(contents)) = (self.local, data.try_into()) else {
+            return;
+        };
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source: from,
+                destination: local,
+                contents,
+            },
+        );
+        if let Err(e) = self.rtc.handle_input(input) {
+            tracing::debug!(error = %e, "datagram rejected");
+        }
+    }
+
+    /// Runs str0m until it waits: sends what it has (without blocking: a full socket buffer
+    /// drops, as the network would), collects events, returns when to come back.
+    pub fn drive(&mut self, events: &mut Vec<CallEvent>) -> Instant {
+        loop {
+            let output = match self.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(error = %e, "media session failed");
+                    events.push(CallEvent::Disconnected);
+                    return Instant::now() + Duration::from_secs(3600);
+                }
+            };
+            match output {
+                Output::Timeout(t) => return t,
+                Output::Transmit(t) => {
+                    if let Some(socket) = &self.socket {
+                        let _ = socket.try_send_to(&t.contents, t.destination);
+                    }
+                }
+                Output::Event(e) => self.event(e, events),
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event, events: &mut Vec<CallEvent>) {
+        match event {
+            Event::Connected => events.push(CallEvent::Connected),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                events.push(CallEvent::Disconnected)
+            }
+            Event::KeyframeRequest(req) => {
+                let layer = req
+                    .rid
+                    .and_then(|rid| self.rids.iter().position(|r| *r == rid))
+                    .unwrap_or(0);
+                events.push(CallEvent::Keyframe(layer));
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                let rates = share(&self.layers, estimate.as_u64(), self.max_bps);
+                let changed = rates
+                    .iter()
+                    .zip(&self.bitrates)
+                    .any(|(n, o)| n.abs_diff(*o) * 10 > *o);
+                if changed {
+                    self.bitrates = rates.clone();
+                    events.push(CallEvent::Bitrates(rates));
+                }
+            }
+            Event::MediaData(data) if data.params.spec().codec == Codec::Vp8 => {
+                events.push(CallEvent::Video {
+                    mid: data.mid.to_string(),
+                    data: data.data.to_vec(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Sets the ceiling on the video bitrate (technicians' command).
+    pub fn set_max_kbps(&mut self, kbps: Option<u32>) {
+        self.max_bps = kbps.map(|k| u64::from(k) * 1000);
+    }
+}
+
+/// Shares a bandwidth estimate among the layers, lowest first: each gets what it is configured
+/// for while the estimate allows, the top one takes what is left (down to a floor of 30 kb/s).
+pub fn share(layers: &[Layer], estimate: u64, max_bps: Option<u64>) -> Vec<u32> {
+    let mut left = ((estimate as f64 * VIDEO_SHARE) as u64).min(max_bps.unwrap_or(u64::MAX));
+    let n = layers.len();
+    layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let want = u64::from(l.kbps) * 1000;
+            let got = if i + 1 == n {
+                left.min(want)
+            } else {
+                want.min(left)
+            };
+            left = left.saturating_sub(got);
+            got.max(30_000) as u32
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAYERS: [Layer; 2] = [
+        Layer {
+            height: 180,
+            kbps: 150,
+        },
+        Layer {
+            height: 720,
+            kbps: 1500,
+        },
+    ];
+
+    #[test]
+    fn the_estimate_is_shared_lowest_layer_first() {
+        assert_eq!(share(&LAYERS, 4_000_000, None), vec![150_000, 1_500_000]);
+        // 1 Mb/s: 850 kb/s for video, the top layer gets what the bottom leaves.
+        assert_eq!(share(&LAYERS, 1_000_000, None), vec![150_000, 700_000]);
+        // A thin link: the bottom layer first, the top one at its floor.
+        assert_eq!(share(&LAYERS, 100_000, None), vec![85_000, 30_000]);
+        // The technician's ceiling wins.
+        assert_eq!(
+            share(&LAYERS, 4_000_000, Some(500_000)),
+            vec![150_000, 350_000]
+        );
+    }
+
+    #[test]
+    fn the_offer_publishes_audio_and_simulcast_video() {
+        let (_, sdp) = Call::offer(&LAYERS, None).expect("offer");
+        assert!(sdp.contains("m=audio"), "{sdp}");
+        assert!(sdp.contains("m=video"), "{sdp}");
+        assert!(sdp.contains("a=simulcast:send q;h"), "{sdp}");
+    }
+}

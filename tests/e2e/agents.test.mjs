@@ -1,0 +1,266 @@
+// Room agents end to end: two `room-agent` processes (GStreamer test sources, two VP8 layers,
+// Opus) are invited to a meeting; when roll call opens they join by themselves, a headless
+// Chromium participant decodes both agents' video and audio, and the SFU reports two layers
+// arriving from each. The bridge is killed with SIGKILL and started again: both agents are back
+// in the meeting within 10 s with no action. A technician's preset recall reaches a simulated
+// VISCA-over-IP camera.
+//
+//   npm run build && cargo build -p signaling --bin bridge -p room-agent && npm run test:e2e
+//
+// BRIDGE_BIN and ROOM_AGENT_BIN override the binaries (default: target/debug/ of this repo).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import {
+  CHROMIUM_ARGS,
+  flowing,
+  freeTcpPort,
+  freeUdpPort,
+  httpsGet,
+  httpsRequest,
+  inboundStats,
+  pageState,
+  sleep,
+  tail,
+  waitFor,
+} from './helpers.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..', '..');
+const BRIDGE_BIN = process.env.BRIDGE_BIN || path.join(repo, 'target', 'debug', 'bridge');
+const AGENT_BIN = process.env.ROOM_AGENT_BIN || path.join(repo, 'target', 'debug', 'room-agent');
+const WEB_ROOT = path.join(repo, 'web-client', 'dist');
+const ADMIN_PASSWORD = 'e2e-admin-password';
+const PASSWORD = 'mật-khẩu-e2e';
+const SITES_CSV = [
+  'code,name,level,parent_code,terminal_id',
+  'T01,Ủy ban nhân dân tỉnh,province,,rt-t01',
+  'H01,Huyện Một,district,T01,rt-h01',
+  'X001,Xã Một,commune,H01,rt-x001',
+  'X002,Xã Hai,commune,H01,rt-x002',
+].join('\n');
+const AGENTS = [
+  { site: 'X001', terminal: 'rt-x001', name: 'Xã Một' },
+  { site: 'X002', terminal: 'rt-x002', name: 'Xã Hai' },
+];
+
+/** A simulated VISCA-over-IP camera: acknowledges and completes, records each command. */
+async function simCamera() {
+  const sock = dgram.createSocket('udp4');
+  const received = [];
+  sock.on('message', (msg, rinfo) => {
+    if (msg.length < 8) return;
+    const kind = msg.readUInt16BE(0);
+    const seq = msg.readUInt32BE(4);
+    const payload = msg.subarray(8);
+    const reply = (type, bytes) => {
+      const out = Buffer.alloc(8 + bytes.length);
+      out.writeUInt16BE(type, 0);
+      out.writeUInt16BE(bytes.length, 2);
+      out.writeUInt32BE(seq, 4);
+      Buffer.from(bytes).copy(out, 8);
+      sock.send(out, rinfo.port, rinfo.address);
+    };
+    if (kind === 0x0200) return reply(0x0201, [0x01]);
+    if (kind !== 0x0100) return;
+    received.push(payload.toString('hex'));
+    reply(0x0111, [0x90, 0x41, 0xff]);
+    reply(0x0111, [0x90, 0x51, 0xff]);
+  });
+  await new Promise((resolve) => sock.bind(0, '127.0.0.1', resolve));
+  return { port: sock.address().port, received, close: () => sock.close() };
+}
+
+test('room agents join by themselves, are seen and heard, and come back after a crash', { timeout: 240_000 }, async (t) => {
+  for (const bin of [BRIDGE_BIN, AGENT_BIN]) assert.ok(fs.existsSync(bin), `${bin} is missing: build it`);
+  assert.ok(fs.existsSync(path.join(WEB_ROOT, 'index.html')), 'run npm run build first');
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bridge-agents-'));
+  const httpPort = await freeTcpPort();
+  const mediaPort = await freeUdpPort();
+  const base = `https://127.0.0.1:${httpPort}`;
+  const camera = await simCamera();
+  const logs = [];
+  const processes = [];
+
+  function launch(bin, args, name, env = {}) {
+    const file = path.join(tmp, `${name}.log`);
+    logs.push(file);
+    const fd = fs.openSync(file, 'w');
+    const proc = spawn(bin, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+    fs.closeSync(fd);
+    const state = { proc, exit: null };
+    state.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve((state.exit = { code, signal }))));
+    processes.push(state);
+    return state;
+  }
+  const startBridge = (run) =>
+    launch(BRIDGE_BIN, [
+      '--listen', `127.0.0.1:${httpPort}`, '--media-addr', `127.0.0.1:${mediaPort}`,
+      '--data-dir', path.join(tmp, 'data'), '--web-root', WEB_ROOT,
+    ], `bridge-${run}`, { BRIDGE_ADMIN_PASSWORD: ADMIN_PASSWORD });
+  const killAll = () => {
+    for (const p of processes) if (p.exit === null) p.proc.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
+
+  let bridge = startBridge(1);
+  const healthy = () =>
+    waitFor('the bridge to answer /healthz', 60_000, async () => {
+      if (bridge.exit) throw new Error(`bridge exited: ${JSON.stringify(bridge.exit)}`);
+      return (await httpsGet(`${base}/healthz`)).status === 200;
+    });
+
+  let browser;
+  let page;
+  const consoleLines = [];
+  let failed = true;
+  try {
+    await healthy();
+    const api = (method, p, token, body, contentType) =>
+      httpsRequest(method, `${base}${p}`, { token, body, contentType });
+    const login = async (username, password) => {
+      const r = await api('POST', '/api/login', null, { username, password });
+      assert.equal(r.status, 200, r.body);
+      return r.json().token;
+    };
+    const admin = await login('admin', ADMIN_PASSWORD);
+    assert.equal((await api('POST', '/api/sites/import', admin, SITES_CSV, 'text/csv')).status, 200);
+    const sites = (await api('GET', '/api/sites', admin)).json();
+    const siteId = (code) => sites.find((s) => s.code === code).id;
+    for (const [username, role, site] of [['chu.tich', 'chair', 'T01'], ['ky.thuat', 'technician', null]]) {
+      const r = await api('POST', '/api/people', admin, {
+        username, display_name: username, role, site_id: site && siteId(site), password: PASSWORD,
+      });
+      assert.equal(r.status, 201, r.body);
+    }
+    const chair = await login('chu.tich', PASSWORD);
+    const technician = await login('ky.thuat', PASSWORD);
+
+    // Each agent: its credential, its configuration (test sources, headless, the simulated
+    // camera, the bridge's self-signed certificate pinned).
+    for (const a of AGENTS) {
+      const issued = await api('POST', `/api/sites/${siteId(a.site)}/credential`, admin, {});
+      assert.equal(issued.status, 200, issued.body);
+      const secret = path.join(tmp, `${a.terminal}.secret`);
+      fs.writeFileSync(secret, issued.json().secret, { mode: 0o600 });
+      const config = path.join(tmp, `${a.terminal}.toml`);
+      fs.writeFileSync(config, [
+        'display = "none"',
+        '[server]',
+        `url = "${base}"`,
+        `terminal_id = "${a.terminal}"`,
+        `secret_file = "${secret}"`,
+        `pinned_certificate = "${path.join(tmp, 'data', 'tls-cert.pem')}"`,
+        `name = "${a.name}"`,
+        'schedule_poll_secs = 1',
+        '[capture]',
+        'camera = "test"',
+        'microphone = "test"',
+        'fps = 15',
+        '[video]',
+        'layers = [{ height = 90, kbps = 100 }, { height = 180, kbps = 250 }]',
+        'encoder = "software"',
+        '[camera_control]',
+        `address = "127.0.0.1:${camera.port}"`,
+        'timeout_ms = 1000',
+      ].join('\n'));
+      a.proc = launch(AGENT_BIN, ['--config', config], a.terminal, { RUST_LOG: 'info' });
+    }
+
+    // A meeting whose roll call is open: the agents join on their own.
+    const at = (s) => new Date(Date.now() + s * 1000).toISOString();
+    const created = await api('POST', '/api/meetings', chair, {
+      title: 'Giao ban có thiết bị phòng họp', starts_at: at(600), ends_at: at(4200),
+      invite: { kind: 'all' }, mode: 'open',
+    });
+    assert.equal(created.status, 201, created.body);
+    const meeting = created.json();
+
+    const rollCall = async () => (await api('GET', `/api/meetings/${meeting.id}/roll-call`, technician)).json();
+    const agentsIn = (label, timeout) =>
+      waitFor(label, timeout, async () => {
+        const rc = await rollCall();
+        const mine = AGENTS.map((a) => rc.find((e) => e.site === siteId(a.site)));
+        return mine.every((e) => e && e.presence === 'joined' && e.audio && e.video_layers === 2) ? mine : null;
+      }, 250);
+    const seen = await agentsIn('both agents in, with audio and two video layers each', 60_000);
+    t.diagnostic(`roll call: ${JSON.stringify(seen)}`);
+
+    // A person in a browser sees and hears both rooms.
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    await context.addCookies([{ name: 'bridge_session', value: chair, url: base }]);
+    page = await context.newPage();
+    page.on('console', (msg) => consoleLines.push(`[${msg.type()}] ${msg.text()}`));
+    await page.goto(`${base}/?meeting=${meeting.id}`);
+    await page.getByLabel('Tên hiển thị').fill('Chủ tọa');
+    await waitFor('the meeting list', 5_000, () => page.locator(`#meeting option[value="${meeting.id}"]`).count());
+    await page.getByRole('button', { name: 'Vào phòng họp' }).click();
+    const agentIds = await waitFor('both agents among the participants', 20_000, async () => {
+      const s = await pageState(page);
+      const ids = AGENTS.map((a) => s.participants.find(([, name]) => name === a.name)?.[0]);
+      return ids.every((id) => id !== undefined) ? ids : null;
+    });
+    let before = await inboundStats(page);
+    await waitFor('video and audio from both agents', 30_000, async () => {
+      await sleep(1000);
+      const after = await inboundStats(page);
+      const missing = flowing(before, after, agentIds);
+      before = after;
+      if (missing.length > 0) throw new Error(`not rising: ${missing.join(', ')}`);
+      return true;
+    }, 0);
+
+    // A technician recalls a camera preset: it reaches the camera over VISCA.
+    const sent = await api('POST', `/api/sites/${siteId('X001')}/command`, technician, { action: 'preset', preset: 3 });
+    assert.equal(sent.status, 202, sent.body);
+    await waitFor('the preset recall at the camera', 10_000, () => camera.received.includes('8101043f0203ff'));
+    const offline = await api('POST', `/api/sites/${siteId('H01')}/command`, technician, { action: 'restart' });
+    assert.equal(offline.status, 409, 'H01 has no terminal connected');
+
+    // SIGKILL, start again: both agents are back in the meeting within 10 s, by themselves.
+    bridge.proc.kill('SIGKILL');
+    await bridge.exited;
+    bridge = startBridge(2);
+    await healthy();
+    const restarted = Date.now();
+    const newTechnician = technician; // sessions survive the restart
+    assert.ok(newTechnician);
+    await agentsIn('both agents back after the restart', 10_000);
+    t.diagnostic(`agents back ${Date.now() - restarted} ms after the bridge answered again`);
+    for (const a of AGENTS) assert.equal(a.proc.exit, null, `${a.terminal} kept running`);
+    failed = false;
+  } finally {
+    if (failed) {
+      if (page) {
+        try {
+          console.error(JSON.stringify(await pageState(page), null, 2));
+        } catch (err) {
+          console.error(`(no page state: ${err.message})`);
+        }
+      }
+      console.error(consoleLines.slice(-20).join('\n'));
+      console.error(`camera received: ${JSON.stringify(camera.received)}`);
+      for (const file of logs) console.error(`---- ${file} ----\n${tail(file, 30)}`);
+    }
+    await browser?.close().catch(() => {});
+    for (const p of processes) {
+      if (p.exit === null) {
+        p.proc.kill('SIGTERM');
+        await Promise.race([p.exited, sleep(3_000)]);
+      }
+    }
+    killAll();
+    camera.close();
+    process.removeListener('exit', killAll);
+    if (!failed && !process.env.E2E_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
