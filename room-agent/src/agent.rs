@@ -20,6 +20,8 @@ use crate::visca;
 
 /// Largest secret file read.
 const MAX_SECRET: u64 = 4096;
+/// How often the agent reports its health.
+const HEALTH_EVERY: Duration = Duration::from_secs(5);
 /// Frames queued between the pipeline and the call.
 const FRAME_QUEUE: usize = 64;
 
@@ -28,6 +30,9 @@ enum CallCmd {
     Offer(String, oneshot::Sender<Result<String, String>>),
     MaxKbps(Option<u32>),
 }
+
+/// What the last health report counted: when, frames and bytes per layer, CPU busy and total.
+type Counters = (Instant, Vec<(u64, u64)>, Option<(u64, u64)>);
 
 /// A schedule read from the bridge, or why not.
 type ScheduleRead = Result<Vec<Planned>, NetError>;
@@ -85,6 +90,25 @@ struct Agent {
     shown: Option<u64>,
     /// The microphone is muted (by a technician).
     muted: bool,
+    /// The latest loss and round-trip time the SFU reported.
+    link: (Option<f32>, Option<f32>),
+    /// Counters at the last health report, to turn them into rates.
+    last_health: Option<Counters>,
+}
+
+/// Busy and total CPU time since boot (`/proc/stat`), if readable.
+fn cpu_times() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
 }
 
 /// Runs the agent until the process is stopped.
@@ -115,10 +139,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         dominant: None,
         shown: None,
         muted: false,
+        link: (None, None),
+        last_health: None,
     };
     agent.handle(Input::Tick).await;
     // The camera unplugged or back: the pipeline is rebuilt on the source there is now.
     let mut camera_check = tokio::time::interval(Duration::from_secs(2));
+    let mut health = tokio::time::interval(HEALTH_EVERY);
     loop {
         let deadline = agent
             .control
@@ -158,6 +185,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     }
                 }
             },
+            _ = health.tick() => {
+                agent.report_health().await;
+                continue;
+            }
             _ = camera_check.tick() => {
                 let camera = &agent.config.capture.camera;
                 let changed = agent
@@ -423,6 +454,80 @@ impl Agent {
         }
     }
 
+    /// Sends the health report: pipeline, camera, CPU, what each layer sends, the link.
+    async fn report_health(&mut self) {
+        let now = Instant::now();
+        let counters: Vec<(u64, u64)> = self
+            .sender
+            .as_ref()
+            .map(|s| {
+                s.frames
+                    .iter()
+                    .zip(s.bytes.iter())
+                    .map(|(f, b)| {
+                        (
+                            f.load(std::sync::atomic::Ordering::Relaxed),
+                            b.load(std::sync::atomic::Ordering::Relaxed),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cpu = cpu_times();
+        let (layers, cpu_share) = match &self.last_health {
+            Some((then, before, cpu_before)) => {
+                let secs = now.duration_since(*then).as_secs_f32().max(0.001);
+                let layers = self
+                    .config
+                    .video
+                    .layers
+                    .iter()
+                    .zip(
+                        counters
+                            .iter()
+                            .zip(before.iter().chain(std::iter::repeat(&(0, 0)))),
+                    )
+                    .map(|(l, ((f, b), (f0, b0)))| {
+                        json!({
+                            "width": media::width_of(l.height),
+                            "height": l.height,
+                            "kbps": (b.saturating_sub(*b0) * 8) as f32 / secs / 1000.0,
+                            "fps": f.saturating_sub(*f0) as f32 / secs,
+                        })
+                    })
+                    .collect::<Vec<_>>();
+                let share = match (cpu, cpu_before) {
+                    (Some((busy, total)), Some((busy0, total0))) if total > *total0 => {
+                        (busy - busy0) as f32 / (total - total0) as f32
+                    }
+                    _ => 0.0,
+                };
+                (layers, share)
+            }
+            None => (Vec::new(), 0.0),
+        };
+        self.last_health = Some((now, counters, cpu));
+        let pipeline = match (&self.sender, self.control.meeting()) {
+            (Some(_), _) => "running",
+            (None, Some(_)) => "failed",
+            (None, None) => "stopped",
+        };
+        let report = json!({
+            "type": "health",
+            "pipeline": pipeline,
+            "camera": self.sender.as_ref().is_some_and(|s| s.camera),
+            "muted": self.muted,
+            "cpu": cpu_share,
+            "meeting": self.control.meeting(),
+            "layers": layers,
+            "loss": self.link.0,
+            "rtt_ms": self.link.1,
+        });
+        if self.control.is_connected() {
+            self.send(report).await;
+        }
+    }
+
     /// A technician's command.
     async fn command(&mut self, command: &Value) {
         tracing::info!(%command, "command from a technician");
@@ -514,6 +619,9 @@ impl Agent {
                         s.set_bitrate(layer, *bps);
                     }
                 }
+            }
+            CallEvent::Stats { loss, rtt_ms } => {
+                self.link = (loss.or(self.link.0), rtt_ms.or(self.link.1));
             }
             CallEvent::Video { mid, data } => {
                 let shows =

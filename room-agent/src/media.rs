@@ -59,7 +59,7 @@ pub fn init() -> Result<(), MediaError> {
 }
 
 /// 16:9 width for a height, even.
-fn width_of(height: u32) -> u32 {
+pub fn width_of(height: u32) -> u32 {
     (height * 16 / 9) & !1
 }
 

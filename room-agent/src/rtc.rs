@@ -49,6 +49,13 @@ pub enum CallEvent {
     Keyframe(usize),
     /// New encoder bitrates per layer, bits per second.
     Bitrates(Vec<u32>),
+    /// What the SFU reports of what it got: loss (0 to 1) and round-trip time.
+    Stats {
+        /// Loss.
+        loss: Option<f32>,
+        /// Round-trip time, milliseconds.
+        rtt_ms: Option<f32>,
+    },
     /// A received video frame on slot `mid`.
     Video {
         /// The slot.
@@ -83,6 +90,7 @@ impl Call {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE)))
+            .set_stats_interval(Some(Duration::from_secs(2)))
             .build(now);
         let mut sdp = rtc.sdp_api();
         let audio = sdp.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
@@ -283,6 +291,12 @@ impl Call {
                     self.bitrates = rates.clone();
                     events.push(CallEvent::Bitrates(rates));
                 }
+            }
+            Event::MediaEgressStats(stats) if stats.loss.is_some() || stats.rtt.is_some() => {
+                events.push(CallEvent::Stats {
+                    loss: stats.loss,
+                    rtt_ms: stats.rtt.map(|d| d.as_secs_f32() * 1000.0),
+                });
             }
             Event::MediaData(data) if data.params.spec().codec == Codec::Vp8 => {
                 events.push(CallEvent::Video {

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sites/{id}", axum::routing::put(sites::change))
         .route("/api/sites/{id}/credential", post(sites::issue_credential))
         .route("/api/sites/{id}/command", post(sites::command))
+        .route("/api/sites/{id}/health", get(sites::health))
         .route("/api/sites/{id}/meetings", get(meetings::of_site))
         .route("/api/schedule", get(meetings::schedule))
         .route("/api/meetings", get(open_meetings).post(meetings::create))

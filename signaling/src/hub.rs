@@ -77,6 +77,14 @@ enum HubMsg {
         key: u64,
         commands: Option<mpsc::Sender<ServerMsg>>,
     },
+    Health {
+        site: i64,
+        report: Box<crate::protocol::HealthReport>,
+    },
+    GetHealth {
+        site: i64,
+        reply: oneshot::Sender<Option<(crate::protocol::HealthReport, Duration)>>,
+    },
     SendCommand {
         site: i64,
         command: ServerMsg,
@@ -140,6 +148,7 @@ impl Hub {
             policies: HashMap::new(),
             online: BTreeMap::new(),
             terminals: HashMap::new(),
+            health: HashMap::new(),
             roll_call_due: BTreeSet::new(),
             ticks: 0,
             next_id: 1,
@@ -195,6 +204,24 @@ impl Hub {
         });
     }
 
+    /// A terminal's health report.
+    pub fn health(&self, site: i64, report: crate::protocol::HealthReport) {
+        let _ = self.tx.send(HubMsg::Health {
+            site,
+            report: Box::new(report),
+        });
+    }
+
+    /// `site`'s latest health report and its age.
+    pub async fn latest_health(
+        &self,
+        site: i64,
+    ) -> Option<(crate::protocol::HealthReport, Duration)> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(HubMsg::GetHealth { site, reply }).ok()?;
+        rx.await.ok().flatten()
+    }
+
     /// Sends a command to `site`'s terminal (its latest session); false if none is connected.
     pub async fn command_terminal(&self, site: i64, command: ServerMsg) -> bool {
         let (reply, rx) = oneshot::channel();
@@ -239,6 +266,8 @@ struct HubState {
     policies: HashMap<i64, MediaPolicy>,
     /// Connected sessions per site.
     online: BTreeMap<i64, usize>,
+    /// Each site's latest health report, and when it came.
+    health: HashMap<i64, (tokio::time::Instant, crate::protocol::HealthReport)>,
     /// Room terminals' command channels per site, latest last.
     terminals: HashMap<i64, Vec<(u64, mpsc::Sender<ServerMsg>)>>,
     /// Meetings whose roll call changed since it was last sent.
@@ -285,6 +314,17 @@ impl HubState {
                 if sessions.is_empty() {
                     self.terminals.remove(&site);
                 }
+            }
+            HubMsg::Health { site, report } => {
+                self.health
+                    .insert(site, (tokio::time::Instant::now(), *report));
+            }
+            HubMsg::GetHealth { site, reply } => {
+                let latest = self
+                    .health
+                    .get(&site)
+                    .map(|(at, r)| (r.clone(), at.elapsed()));
+                let _ = reply.send(latest);
             }
             HubMsg::SendCommand {
                 site,

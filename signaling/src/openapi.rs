@@ -30,6 +30,7 @@ use crate::{attendance, audit, auth, http, meetings, moderation, sites};
         sites::change,
         sites::issue_credential,
         sites::command,
+        sites::health,
         meetings::of_site,
         meetings::schedule,
         http::open_meetings,

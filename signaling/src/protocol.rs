@@ -13,7 +13,7 @@ pub const VERSION: u32 = 1;
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// A message from a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ClientMsg {
     /// Enter a meeting under a display name.
     Join {
@@ -70,6 +70,47 @@ pub enum ClientMsg {
         /// Locked or not.
         locked: bool,
     },
+    /// A room terminal's health and sending statistics (every few seconds).
+    Health(HealthReport),
+}
+
+/// Most layers a health report may list.
+pub const MAX_HEALTH_LAYERS: usize = 4;
+
+/// A room terminal's health, as it reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthReport {
+    /// `running`, `starting`, `failed` or `stopped` (not in a meeting).
+    pub pipeline: String,
+    /// A camera is captured (not the test picture).
+    pub camera: bool,
+    /// The microphone is muted by a technician.
+    pub muted: bool,
+    /// CPU in use, 0 to 1.
+    pub cpu: f32,
+    /// The meeting it is in.
+    pub meeting: Option<i64>,
+    /// What it sends, per simulcast layer, lowest first.
+    pub layers: Vec<LayerStats>,
+    /// Share of its packets lost on the way to the SFU (as the SFU reports), 0 to 1.
+    pub loss: Option<f32>,
+    /// Round-trip time to the SFU, milliseconds.
+    pub rtt_ms: Option<f32>,
+}
+
+/// One sent layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayerStats {
+    /// Picture width.
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// Bitrate, kilobits per second.
+    pub kbps: f32,
+    /// Frames per second.
+    pub fps: f32,
 }
 
 /// A floor-control action.
@@ -270,6 +311,18 @@ impl ClientMsg {
             "lock" => ClientMsg::Lock {
                 locked: field::<LockBody>("lock", body)?.locked,
             },
+            "health" => {
+                let report: HealthReport = field("health", body)?;
+                if report.layers.len() > MAX_HEALTH_LAYERS || report.pipeline.len() > 16 {
+                    return Err(ProtocolError::Invalid {
+                        kind: "health",
+                        detail: format!(
+                            "at most {MAX_HEALTH_LAYERS} layers, a short pipeline state"
+                        ),
+                    });
+                }
+                ClientMsg::Health(report)
+            }
             _ => return Err(ProtocolError::UnknownType(kind)),
         })
     }
@@ -540,5 +593,27 @@ mod tests {
             validate_name("'); DROP TABLE x;--"),
             Ok("'); DROP TABLE x;--".into())
         );
+    }
+
+    #[test]
+    fn health_reports_are_bounded() {
+        let layer = r#"{"width":320,"height":180,"kbps":150.0,"fps":15.0}"#;
+        let report = |layers: usize, extra: &str| {
+            format!(
+                r#"{{"v":1,"type":"health","pipeline":"running","camera":false,"muted":false,"cpu":0.3,"meeting":4,"layers":[{}],"loss":null,"rtt_ms":3.5{extra}}}"#,
+                vec![layer; layers].join(",")
+            )
+        };
+        match ClientMsg::parse(&report(2, "")) {
+            Ok(ClientMsg::Health(h)) => {
+                assert_eq!(h.layers.len(), 2);
+                assert_eq!(h.meeting, Some(4));
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [report(5, ""), report(2, r#","cpu_temp":80"#)] {
+            let e = ClientMsg::parse(&bad).expect_err("refused");
+            assert_eq!(e.code(), "invalid_message", "{bad}");
+        }
     }
 }

@@ -685,6 +685,39 @@ pub async fn change(
     Ok(Json(site))
 }
 
+/// A terminal's latest health report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Seconds since it arrived.
+    pub age_secs: f32,
+    /// The report.
+    pub report: crate::protocol::HealthReport,
+}
+
+/// The latest health report of a site's room terminal (administrators, technicians).
+#[utoipa::path(get, path = "/api/sites/{id}/health", tag = "sites",
+    params(("id" = i64, Path, description = "Site id")),
+    responses((status = 200, body = Health), (status = 403, body = ApiError),
+        (status = 404, body = ApiError)))]
+pub async fn health(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Health>, ApiError> {
+    caller.require(&[Role::Administrator, Role::Technician])?;
+    let (report, age) = state.hub.latest_health(id).await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_health",
+            format!("site {id}'s terminal has not reported since the bridge started"),
+        )
+    })?;
+    Ok(Json(Health {
+        age_secs: age.as_secs_f32(),
+        report,
+    }))
+}
+
 /// Whether a command reached the terminal.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Delivered {

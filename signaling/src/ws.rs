@@ -300,6 +300,16 @@ async fn handle_text(
             moderate(state, member.as_ref(), Command::MuteAll(muted)).await
         }
         ClientMsg::Lock { locked } => moderate(state, member.as_ref(), Command::Lock(locked)).await,
+        ClientMsg::Health(report) => match (who.terminal, who.site_id) {
+            (true, Some(site)) => {
+                state.hub.health(site, report);
+                vec![]
+            }
+            _ => vec![ServerMsg::error(
+                "not_a_terminal",
+                "only a room terminal reports health",
+            )],
+        },
     }
 }
 

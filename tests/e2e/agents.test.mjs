@@ -223,6 +223,16 @@ test('room agents join by themselves, are seen and heard, and come back after a 
     const sent = await api('POST', `/api/sites/${siteId('X001')}/command`, technician, { action: 'preset', preset: 3 });
     assert.equal(sent.status, 202, sent.body);
     await waitFor('the preset recall at the camera', 10_000, () => camera.received.includes('8101043f0203ff'));
+    // Health reports: the pipeline runs, both layers send at their frame rate.
+    const health = await waitFor('a health report with both layers sending', 20_000, async () => {
+      const r = await api('GET', `/api/sites/${siteId('X002')}/health`, technician);
+      if (r.status !== 200) return null;
+      const h = r.json();
+      const ok = h.report.pipeline === 'running' && h.report.meeting === meeting.id &&
+        h.report.layers.length === 2 && h.report.layers.every((l) => l.fps > 5 && l.kbps > 10);
+      return ok ? h : null;
+    }, 500);
+    t.diagnostic(`X002 health: ${JSON.stringify(health.report)}`);
     const offline = await api('POST', `/api/sites/${siteId('H01')}/command`, technician, { action: 'restart' });
     assert.equal(offline.status, 409, 'H01 has no terminal connected');
 
