@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::{Config, Display};
 use crate::control::{Action, Control, Input, Planned};
-use crate::media::{self, Frame, Receiver, Sender};
+use crate::media::{self, AudioPlayer, Frame, Receiver, Sender};
 use crate::net::{Bridge, NetError, Ws};
 use crate::rtc::{Call, CallEvent};
 use crate::visca;
@@ -81,6 +81,10 @@ struct Agent {
     ),
     sender: Option<Sender>,
     receiver: Option<Receiver>,
+    /// One player per audio slot, by mid.
+    players: HashMap<String, AudioPlayer>,
+    /// Audio buffers decoded so far (all slots).
+    heard: std::sync::Arc<std::sync::atomic::AtomicU64>,
     self_id: Option<u64>,
     /// Receive slots: mid → participant.
     slots: HashMap<String, Option<u64>>,
@@ -133,6 +137,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         schedules: mpsc::unbounded_channel(),
         sender: None,
         receiver: None,
+        players: HashMap::new(),
+        heard: Default::default(),
         self_id: None,
         slots: HashMap::new(),
         others: Vec::new(),
@@ -342,6 +348,7 @@ impl Agent {
         self.call = None;
         self.offered = None;
         self.receiver = None;
+        self.players.clear();
         self.sender = None;
         self.slots.clear();
         self.others.clear();
@@ -522,6 +529,8 @@ impl Agent {
             "layers": layers,
             "loss": self.link.0,
             "rtt_ms": self.link.1,
+            "shown_frames": self.receiver.as_ref().map_or(0, |r| r.decoded.load(std::sync::atomic::Ordering::Relaxed)),
+            "heard_frames": self.heard.load(std::sync::atomic::Ordering::Relaxed),
         });
         if self.control.is_connected() {
             self.send(report).await;
@@ -622,6 +631,23 @@ impl Agent {
             }
             CallEvent::Stats { loss, rtt_ms } => {
                 self.link = (loss.or(self.link.0), rtt_ms.or(self.link.1));
+            }
+            CallEvent::Audio { mid, data } => {
+                if !self.players.contains_key(&mid) {
+                    let audible = self.config.display == Display::Auto;
+                    match AudioPlayer::start(audible, self.heard.clone()) {
+                        Ok(p) => {
+                            self.players.insert(mid.clone(), p);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot play the meeting's sound");
+                            return;
+                        }
+                    }
+                }
+                if let Some(p) = self.players.get(&mid) {
+                    p.push(&data);
+                }
             }
             CallEvent::Video { mid, data } => {
                 let shows =

@@ -400,6 +400,63 @@ impl Receiver {
     }
 }
 
+/// Plays one audio slot (the SFU switches voices onto a few slots; each gets a player, and the
+/// sound system mixes them).
+pub struct AudioPlayer {
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+}
+
+impl AudioPlayer {
+    /// Builds and starts it; `audible` false: decode only; decoded buffers are counted in
+    /// `decoded`.
+    pub fn start(audible: bool, decoded: Arc<AtomicU64>) -> Result<Self, MediaError> {
+        let sink = if audible {
+            "autoaudiosink sync=false"
+        } else {
+            "fakesink sync=false"
+        };
+        let description = format!(
+            "appsrc name=src is-live=true format=time do-timestamp=true \
+             caps=audio/x-opus,channel-mapping-family=0,channels=2,rate=48000 ! \
+             opusdec name=dec ! audioconvert ! audioresample ! {sink}"
+        );
+        let pipeline = gst::parse::launch(&description)
+            .map_err(|e| MediaError::Build(e.to_string()))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| MediaError::Build("not a pipeline".into()))?;
+        let src = pipeline
+            .by_name("src")
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            .ok_or_else(|| MediaError::Build("appsrc".into()))?;
+        pipeline
+            .by_name("dec")
+            .and_then(|d| d.static_pad("src"))
+            .ok_or_else(|| MediaError::Build("decoder pad".into()))?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                decoded.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| MediaError::Failed(format!("cannot start: {e}")))?;
+        Ok(Self { pipeline, src })
+    }
+
+    /// One received Opus packet.
+    pub fn push(&self, packet: &[u8]) {
+        let _ = self
+            .src
+            .push_buffer(gst::Buffer::from_slice(packet.to_vec()));
+    }
+}
+
+impl Drop for AudioPlayer {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
 impl Drop for Receiver {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);

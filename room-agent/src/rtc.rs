@@ -56,6 +56,13 @@ pub enum CallEvent {
         /// Round-trip time, milliseconds.
         rtt_ms: Option<f32>,
     },
+    /// A received Opus packet on audio slot `mid`.
+    Audio {
+        /// The slot.
+        mid: String,
+        /// The packet.
+        data: Vec<u8>,
+    },
     /// A received video frame on slot `mid`.
     Video {
         /// The slot.
@@ -296,6 +303,12 @@ impl Call {
                 events.push(CallEvent::Stats {
                     loss: stats.loss,
                     rtt_ms: stats.rtt.map(|d| d.as_secs_f32() * 1000.0),
+                });
+            }
+            Event::MediaData(data) if data.params.spec().codec == Codec::Opus => {
+                events.push(CallEvent::Audio {
+                    mid: data.mid.to_string(),
+                    data: data.data.to_vec(),
                 });
             }
             Event::MediaData(data) if data.params.spec().codec == Codec::Vp8 => {

@@ -97,6 +97,12 @@ pub struct HealthReport {
     pub loss: Option<f32>,
     /// Round-trip time to the SFU, milliseconds.
     pub rtt_ms: Option<f32>,
+    /// Video frames of the meeting decoded and shown so far.
+    #[serde(default)]
+    pub shown_frames: u64,
+    /// Audio packets of the meeting decoded and played so far.
+    #[serde(default)]
+    pub heard_frames: u64,
 }
 
 /// One sent layer.

@@ -228,8 +228,10 @@ test('room agents join by themselves, are seen and heard, and come back after a 
       const r = await api('GET', `/api/sites/${siteId('X002')}/health`, technician);
       if (r.status !== 200) return null;
       const h = r.json();
+      // It also decodes what the meeting sends: the picture it shows and the voices it plays.
       const ok = h.report.pipeline === 'running' && h.report.meeting === meeting.id &&
-        h.report.layers.length === 2 && h.report.layers.every((l) => l.fps > 5 && l.kbps > 10);
+        h.report.layers.length === 2 && h.report.layers.every((l) => l.fps > 5 && l.kbps > 10) &&
+        h.report.shown_frames > 10 && h.report.heard_frames > 10;
       return ok ? h : null;
     }, 500);
     t.diagnostic(`X002 health: ${JSON.stringify(health.report)}`);
