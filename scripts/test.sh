@@ -28,7 +28,7 @@ say "== Rust tests"
 cargo test --workspace
 
 say "== end to end in headless Chromium"
-cargo build --quiet -p signaling --bin bridge -p room-agent
+cargo build --quiet -p signaling -p room-agent --bin bridge --bin room-agent
 BRIDGE_BIN="$PWD/target/debug/bridge" ROOM_AGENT_BIN="$PWD/target/debug/room-agent" npm run --silent test:e2e
 
 say "== benchmark smoke run (load generator against the bridge and Janus, a few endpoints)"

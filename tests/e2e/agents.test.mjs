@@ -5,7 +5,7 @@
 // in the meeting within 10 s with no action. A technician's preset recall reaches a simulated
 // VISCA-over-IP camera.
 //
-//   npm run build && cargo build -p signaling --bin bridge -p room-agent && npm run test:e2e
+//   npm run build && cargo build -p signaling -p room-agent --bin bridge --bin room-agent && npm run test:e2e
 //
 // BRIDGE_BIN and ROOM_AGENT_BIN override the binaries (default: target/debug/ of this repo).
 
