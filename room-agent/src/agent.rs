@@ -90,6 +90,10 @@ struct Agent {
     slots: HashMap<String, Option<u64>>,
     /// Everyone else, in joining order.
     others: Vec<u64>,
+    /// The site each participant takes part for.
+    sites: HashMap<u64, i64>,
+    /// The site holding the floor.
+    floor: Option<i64>,
     dominant: Option<u64>,
     shown: Option<u64>,
     /// The microphone is muted (by a technician).
@@ -142,6 +146,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         self_id: None,
         slots: HashMap::new(),
         others: Vec::new(),
+        sites: HashMap::new(),
+        floor: None,
         dominant: None,
         shown: None,
         muted: false,
@@ -352,6 +358,8 @@ impl Agent {
         self.sender = None;
         self.slots.clear();
         self.others.clear();
+        self.sites.clear();
+        self.floor = None;
         self.dominant = None;
         self.shown = None;
     }
@@ -366,10 +374,15 @@ impl Agent {
                     return;
                 };
                 self.self_id = msg["participant_id"].as_u64();
-                self.others = msg["participants"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|p| p["id"].as_u64()).collect())
-                    .unwrap_or_default();
+                let participants = msg["participants"].as_array().cloned().unwrap_or_default();
+                self.others = participants
+                    .iter()
+                    .filter_map(|p| p["id"].as_u64())
+                    .collect();
+                self.sites = participants
+                    .iter()
+                    .filter_map(|p| Some((p["id"].as_u64()?, p["site"].as_i64()?)))
+                    .collect();
                 match Call::offer(&self.config.video.layers, self.config.video.max_kbps) {
                     Ok((call, sdp)) => {
                         self.offered = Some(call);
@@ -419,6 +432,9 @@ impl Agent {
             "participant_joined" => {
                 if let Some(id) = msg["participant"]["id"].as_u64() {
                     self.others.push(id);
+                    if let Some(site) = msg["participant"]["site"].as_i64() {
+                        self.sites.insert(id, site);
+                    }
                     self.choose_view().await;
                 }
             }
@@ -432,6 +448,10 @@ impl Agent {
                 self.dominant = msg["dominant"]
                     .as_u64()
                     .filter(|d| Some(*d) != self.self_id);
+                self.choose_view().await;
+            }
+            "floor" => {
+                self.floor = msg["holder"].as_i64();
                 self.choose_view().await;
             }
             "slots" => {
@@ -593,11 +613,20 @@ impl Agent {
         }
     }
 
-    /// Shows the dominant speaker, or the first other participant, full screen.
+    /// Shows, full screen: the dominant speaker; when nobody speaks, the site holding the
+    /// floor; else the first other participant.
     async fn choose_view(&mut self) {
+        let holder = self.floor.and_then(|site| {
+            self.others
+                .iter()
+                .rev()
+                .find(|p| self.sites.get(p) == Some(&site))
+                .copied()
+        });
         let wanted = self
             .dominant
             .filter(|d| self.others.contains(d))
+            .or(holder)
             .or_else(|| self.others.first().copied());
         if wanted == self.shown {
             return;

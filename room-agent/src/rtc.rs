@@ -299,6 +299,14 @@ impl Call {
                     events.push(CallEvent::Bitrates(rates));
                 }
             }
+            Event::PeerStats(stats)
+                if stats.egress_loss_fraction.is_some() || stats.rtt.is_some() =>
+            {
+                events.push(CallEvent::Stats {
+                    loss: stats.egress_loss_fraction,
+                    rtt_ms: stats.rtt.map(|d| d.as_secs_f32() * 1000.0),
+                });
+            }
             Event::MediaEgressStats(stats) if stats.loss.is_some() || stats.rtt.is_some() => {
                 events.push(CallEvent::Stats {
                     loss: stats.loss,

@@ -231,7 +231,8 @@ test('room agents join by themselves, are seen and heard, and come back after a 
       // It also decodes what the meeting sends: the picture it shows and the voices it plays.
       const ok = h.report.pipeline === 'running' && h.report.meeting === meeting.id &&
         h.report.layers.length === 2 && h.report.layers.every((l) => l.fps > 5 && l.kbps > 10) &&
-        h.report.shown_frames > 10 && h.report.heard_frames > 10;
+        h.report.shown_frames > 10 && h.report.heard_frames > 10 &&
+        h.report.rtt_ms !== null && h.report.loss !== null;
       return ok ? h : null;
     }, 500);
     t.diagnostic(`X002 health: ${JSON.stringify(health.report)}`);
