@@ -344,6 +344,37 @@ pub fn dbov(samples: &[u8]) -> i8 {
     (20.0 * rms.log10()).round().clamp(-127.0, 0.0) as i8
 }
 
+/// A running `appsrc (caps) ! <rest>` pipeline whose element `dec` counts its output buffers
+/// in `decoded`.
+fn decoder(
+    caps: &str,
+    rest: &str,
+    decoded: Arc<AtomicU64>,
+) -> Result<(gst::Pipeline, gst_app::AppSrc), MediaError> {
+    let description =
+        format!("appsrc name=src is-live=true format=time do-timestamp=true caps={caps} ! {rest}");
+    let pipeline = gst::parse::launch(&description)
+        .map_err(|e| MediaError::Build(e.to_string()))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| MediaError::Build("not a pipeline".into()))?;
+    let src = pipeline
+        .by_name("src")
+        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        .ok_or_else(|| MediaError::Build("appsrc".into()))?;
+    pipeline
+        .by_name("dec")
+        .and_then(|d| d.static_pad("src"))
+        .ok_or_else(|| MediaError::Build("decoder pad".into()))?
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            decoded.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| MediaError::Failed(format!("cannot start: {e}")))?;
+    Ok((pipeline, src))
+}
+
 /// The decode pipeline for the video shown (the chair or the speaker).
 pub struct Receiver {
     pipeline: gst::Pipeline,
@@ -360,31 +391,12 @@ impl Receiver {
         } else {
             "fakesink sync=false"
         };
-        let description = format!(
-            "appsrc name=src is-live=true format=time do-timestamp=true \
-             caps=video/x-vp8 ! vp8dec name=dec ! videoconvert ! {sink}"
-        );
-        let pipeline = gst::parse::launch(&description)
-            .map_err(|e| MediaError::Build(e.to_string()))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| MediaError::Build("not a pipeline".into()))?;
-        let src = pipeline
-            .by_name("src")
-            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-            .ok_or_else(|| MediaError::Build("appsrc".into()))?;
         let decoded = Arc::new(AtomicU64::new(0));
-        let count = decoded.clone();
-        pipeline
-            .by_name("dec")
-            .and_then(|d| d.static_pad("src"))
-            .ok_or_else(|| MediaError::Build("decoder pad".into()))?
-            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                count.fetch_add(1, Ordering::Relaxed);
-                gst::PadProbeReturn::Ok
-            });
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| MediaError::Failed(format!("cannot start: {e}")))?;
+        let (pipeline, src) = decoder(
+            "video/x-vp8",
+            &format!("vp8dec name=dec ! videoconvert ! {sink}"),
+            decoded.clone(),
+        )?;
         Ok(Self {
             pipeline,
             src,
@@ -416,30 +428,11 @@ impl AudioPlayer {
         } else {
             "fakesink sync=false"
         };
-        let description = format!(
-            "appsrc name=src is-live=true format=time do-timestamp=true \
-             caps=audio/x-opus,channel-mapping-family=0,channels=2,rate=48000 ! \
-             opusdec name=dec ! audioconvert ! audioresample ! {sink}"
-        );
-        let pipeline = gst::parse::launch(&description)
-            .map_err(|e| MediaError::Build(e.to_string()))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| MediaError::Build("not a pipeline".into()))?;
-        let src = pipeline
-            .by_name("src")
-            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-            .ok_or_else(|| MediaError::Build("appsrc".into()))?;
-        pipeline
-            .by_name("dec")
-            .and_then(|d| d.static_pad("src"))
-            .ok_or_else(|| MediaError::Build("decoder pad".into()))?
-            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                decoded.fetch_add(1, Ordering::Relaxed);
-                gst::PadProbeReturn::Ok
-            });
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| MediaError::Failed(format!("cannot start: {e}")))?;
+        let (pipeline, src) = decoder(
+            "audio/x-opus,channel-mapping-family=0,channels=2,rate=48000",
+            &format!("opusdec name=dec ! audioconvert ! audioresample ! {sink}"),
+            decoded,
+        )?;
         Ok(Self { pipeline, src })
     }
 

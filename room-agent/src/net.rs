@@ -320,11 +320,26 @@ fn unchunk(mut rest: &str) -> String {
         let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
             break;
         };
-        if n == 0 || after.len() < n {
+        // `get`: a chunk size from the network may not fall on a character boundary.
+        let (Some(chunk), false) = (after.get(..n), n == 0) else {
             break;
-        }
-        out.push_str(&after[..n]);
+        };
+        out.push_str(chunk);
         rest = after.get(n + 2..).unwrap_or_default();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_decode_and_bad_sizes_never_panic() {
+        assert_eq!(unchunk("5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n"), "hello!");
+        // A size past the end, and one that splits a two-byte character.
+        assert_eq!(unchunk("ff\r\nshort\r\n"), "");
+        assert_eq!(unchunk("1\r\nđ\r\n0\r\n\r\n"), "");
+        assert_eq!(unchunk("zz\r\n"), "");
+    }
 }

@@ -22,7 +22,8 @@ use crate::AppState;
 use crate::audit;
 use crate::clock;
 use crate::db::{Db, DbError};
-use crate::http::{ApiError, db_error, parse_json};
+use crate::http::{ApiError, conflict_or_db_error, db_error, parse_json};
+use crate::sites;
 
 /// How long a person's session lasts, in seconds.
 pub const PERSON_SESSION: i64 = 12 * 3600;
@@ -516,18 +517,7 @@ pub async fn create_person(db: &Db, actor: &str, new: NewPerson) -> Result<Perso
         .await
         .map_err(|e| db_error(&e.into(), "creating a person"))?;
     if let Some(site) = new.site_id {
-        let exists = sqlx::query("SELECT id FROM sites WHERE id = $1")
-            .bind(site)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| db_error(&e.into(), "reading a site"))?;
-        if exists.is_none() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unknown_site",
-                format!("there is no site {site}"),
-            ));
-        }
+        sites::must_exist(&mut *tx, site, StatusCode::BAD_REQUEST).await?;
     }
     let row = sqlx::query(
         "INSERT INTO people (username, display_name, role, site_id, password_hash) \
@@ -541,16 +531,12 @@ pub async fn create_person(db: &Db, actor: &str, new: NewPerson) -> Result<Perso
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| {
-        let e = DbError::from(e);
-        if e.is_unique_violation() {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "duplicate_username",
-                format!("the user name {} is taken", new.username),
-            )
-        } else {
-            db_error(&e, "creating a person")
-        }
+        conflict_or_db_error(
+            e,
+            "duplicate_username",
+            || format!("the user name {} is taken", new.username),
+            "creating a person",
+        )
     })?;
     let id: i64 = row
         .try_get("id")
@@ -658,18 +644,7 @@ pub async fn change_person(
         person.display_name = name.to_string();
     }
     if let Some(site) = change.site_id {
-        let exists = sqlx::query("SELECT id FROM sites WHERE id = $1")
-            .bind(site)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(read)?;
-        if exists.is_none() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unknown_site",
-                format!("there is no site {site}"),
-            ));
-        }
+        sites::must_exist(&mut *tx, site, StatusCode::BAD_REQUEST).await?;
         person.site_id = Some(site);
     }
     if change.clear_site {

@@ -134,6 +134,22 @@ pub fn db_error(e: &DbError, doing: &str) -> ApiError {
     )
 }
 
+/// A storage failure where a violated UNIQUE constraint means the client asked for a duplicate:
+/// that is a 409 with `code` and `message`; anything else is [`db_error`].
+pub fn conflict_or_db_error(
+    e: sqlx::Error,
+    code: &'static str,
+    message: impl FnOnce() -> String,
+    doing: &str,
+) -> ApiError {
+    let e = DbError::from(e);
+    if e.is_unique_violation() {
+        ApiError::new(StatusCode::CONFLICT, code, message())
+    } else {
+        db_error(&e, doing)
+    }
+}
+
 /// A JSON body, or a 400 `invalid_body` naming what is wrong.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {

@@ -766,18 +766,7 @@ pub async fn of_site(
             "a terminal sees its own site's meetings only".into(),
         ));
     }
-    let exists = sqlx::query("SELECT id FROM sites WHERE id = $1")
-        .bind(id)
-        .fetch_optional(state.db.pool())
-        .await
-        .map_err(|e| db_error(&e.into(), "reading a site"))?;
-    if exists.is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_site",
-            format!("there is no site {id}"),
-        ));
-    }
+    sites::must_exist(state.db.pool(), id, StatusCode::NOT_FOUND).await?;
     upcoming(&state, Some(id)).await.map(Json)
 }
 

@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::audit;
 use crate::auth::{self, Caller, Role};
 use crate::db::DbError;
-use crate::http::{ApiError, db_error, parse_json};
+use crate::http::{ApiError, conflict_or_db_error, db_error, parse_json};
 
 /// Most sites one CSV import may hold.
 pub const MAX_IMPORT_ROWS: usize = 10_000;
@@ -442,16 +442,12 @@ async fn store(
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| {
-            let e = DbError::from(e);
-            if e.is_unique_violation() {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "duplicate_site",
-                    format!("site {} or its terminal already exists", site.code),
-                )
-            } else {
-                db_error(&e, "storing a site")
-            }
+            conflict_or_db_error(
+                e,
+                "duplicate_site",
+                || format!("site {} or its terminal already exists", site.code),
+                "storing a site",
+            )
         })?;
         let id: i64 = row
             .try_get("id")
@@ -541,6 +537,24 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(site)).into_response())
 }
 
+/// `unknown_site`: 404 when the site is the resource, 400 when a body names it.
+pub fn unknown_site(status: StatusCode, id: i64) -> ApiError {
+    ApiError::new(status, "unknown_site", format!("there is no site {id}"))
+}
+
+/// Checks that site `id` exists, with `executor` (a pool or a transaction).
+pub async fn must_exist<'e, E>(executor: E, id: i64, status: StatusCode) -> Result<(), ApiError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let found = sqlx::query("SELECT id FROM sites WHERE id = $1")
+        .bind(id)
+        .fetch_optional(executor)
+        .await
+        .map_err(|e| db_error(&e.into(), "reading a site"))?;
+    found.map(|_| ()).ok_or_else(|| unknown_site(status, id))
+}
+
 async fn one(state: &AppState, id: i64) -> Result<Option<Site>, ApiError> {
     sqlx::query("SELECT * FROM sites WHERE id = $1")
         .bind(id)
@@ -609,13 +623,9 @@ pub async fn change(
 ) -> Result<Json<Site>, ApiError> {
     caller.require(&[Role::Administrator])?;
     let change: SiteChange = parse_json(&body)?;
-    let mut site = one(&state, id).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_site",
-            format!("there is no site {id}"),
-        )
-    })?;
+    let mut site = one(&state, id)
+        .await?
+        .ok_or_else(|| unknown_site(StatusCode::NOT_FOUND, id))?;
     let mut checked = NewSite {
         code: site.code.clone(),
         name: change
@@ -642,16 +652,12 @@ pub async fn change(
         .execute(&mut *tx)
         .await
         .map_err(|e| {
-            let e = DbError::from(e);
-            if e.is_unique_violation() {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "duplicate_terminal",
-                    "that terminal already belongs to another site".into(),
-                )
-            } else {
-                db_error(&e, "changing a site")
-            }
+            conflict_or_db_error(
+                e,
+                "duplicate_terminal",
+                || "that terminal already belongs to another site".into(),
+                "changing a site",
+            )
         })?;
     if new_terminal {
         sqlx::query("UPDATE sites SET device_hash = NULL WHERE id = $1")
@@ -747,13 +753,9 @@ pub async fn command(
     {
         return Err(refused(row_error(0, "presets are 0 to 127")));
     }
-    let site = one(&state, id).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_site",
-            format!("there is no site {id}"),
-        )
-    })?;
+    let site = one(&state, id)
+        .await?
+        .ok_or_else(|| unknown_site(StatusCode::NOT_FOUND, id))?;
     let delivered = state
         .hub
         .command_terminal(
@@ -809,13 +811,9 @@ pub async fn issue_credential(
     Path(id): Path<i64>,
 ) -> Result<Json<Credential>, ApiError> {
     caller.require(&[Role::Administrator])?;
-    let site = one(&state, id).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_site",
-            format!("there is no site {id}"),
-        )
-    })?;
+    let site = one(&state, id)
+        .await?
+        .ok_or_else(|| unknown_site(StatusCode::NOT_FOUND, id))?;
     let Some(terminal_id) = site.terminal_id else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
