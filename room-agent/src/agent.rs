@@ -1,6 +1,6 @@
 //! The shell: carries out what [`Control`] decides, and feeds it what happens. It logs in to the
 //! bridge, keeps the signaling WebSocket, reads the schedule, joins and leaves, runs the
-//! GStreamer pipelines and the call, and shows the speaker (or the first other site).
+//! GStreamer pipelines and the call, and shows the speaker, the floor holder or the chair.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,6 +16,7 @@ use crate::control::{Action, Control, Input, Planned};
 use crate::media::{self, AudioPlayer, Frame, Receiver, Sender};
 use crate::net::{Bridge, NetError, Ws};
 use crate::rtc::{Call, CallEvent};
+use crate::view::{self, Other};
 use crate::visca;
 
 /// Largest secret file read.
@@ -89,9 +90,7 @@ struct Agent {
     /// Receive slots: mid → participant.
     slots: HashMap<String, Option<u64>>,
     /// Everyone else, in joining order.
-    others: Vec<u64>,
-    /// The site each participant takes part for.
-    sites: HashMap<u64, i64>,
+    others: Vec<Other>,
     /// The site holding the floor.
     floor: Option<i64>,
     dominant: Option<u64>,
@@ -100,6 +99,8 @@ struct Agent {
     muted: bool,
     /// The latest loss and round-trip time the SFU reported.
     link: (Option<f32>, Option<f32>),
+    /// The uplink's bandwidth estimate and the encoder targets per layer, bits per second.
+    uplink: Option<(u64, Vec<Option<u32>>)>,
     /// Counters at the last health report, to turn them into rates.
     last_health: Option<Counters>,
 }
@@ -146,12 +147,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         self_id: None,
         slots: HashMap::new(),
         others: Vec::new(),
-        sites: HashMap::new(),
         floor: None,
         dominant: None,
         shown: None,
         muted: false,
         link: (None, None),
+        uplink: None,
         last_health: None,
     };
     agent.handle(Input::Tick).await;
@@ -358,10 +359,10 @@ impl Agent {
         self.sender = None;
         self.slots.clear();
         self.others.clear();
-        self.sites.clear();
         self.floor = None;
         self.dominant = None;
         self.shown = None;
+        self.uplink = None;
     }
 
     async fn message(&mut self, text: &str) {
@@ -375,14 +376,7 @@ impl Agent {
                 };
                 self.self_id = msg["participant_id"].as_u64();
                 let participants = msg["participants"].as_array().cloned().unwrap_or_default();
-                self.others = participants
-                    .iter()
-                    .filter_map(|p| p["id"].as_u64())
-                    .collect();
-                self.sites = participants
-                    .iter()
-                    .filter_map(|p| Some((p["id"].as_u64()?, p["site"].as_i64()?)))
-                    .collect();
+                self.others = participants.iter().filter_map(Other::from_json).collect();
                 match Call::offer(&self.config.video.layers, self.config.video.max_kbps) {
                     Ok((call, sdp)) => {
                         self.offered = Some(call);
@@ -430,17 +424,14 @@ impl Agent {
                 }
             }
             "participant_joined" => {
-                if let Some(id) = msg["participant"]["id"].as_u64() {
-                    self.others.push(id);
-                    if let Some(site) = msg["participant"]["site"].as_i64() {
-                        self.sites.insert(id, site);
-                    }
+                if let Some(other) = Other::from_json(&msg["participant"]) {
+                    self.others.push(other);
                     self.choose_view().await;
                 }
             }
             "participant_left" => {
                 if let Some(id) = msg["id"].as_u64() {
-                    self.others.retain(|o| *o != id);
+                    self.others.retain(|o| o.id != id);
                     self.choose_view().await;
                 }
             }
@@ -514,11 +505,15 @@ impl Agent {
                             .iter()
                             .zip(before.iter().chain(std::iter::repeat(&(0, 0)))),
                     )
-                    .map(|(l, ((f, b), (f0, b0)))| {
+                    .enumerate()
+                    .map(|(i, (l, ((f, b), (f0, b0))))| {
+                        let target = self.uplink.as_ref().and_then(|(_, t)| t.get(i));
                         json!({
                             "width": media::width_of(l.height),
                             "height": l.height,
                             "kbps": (b.saturating_sub(*b0) * 8) as f32 / secs / 1000.0,
+                            "target_kbps": target.map(|bps| bps.unwrap_or(0) as f32 / 1000.0),
+                            "paused": self.sender.as_ref().is_some_and(|s| s.is_paused(i)),
                             "fps": f.saturating_sub(*f0) as f32 / secs,
                         })
                     })
@@ -549,6 +544,7 @@ impl Agent {
             "layers": layers,
             "loss": self.link.0,
             "rtt_ms": self.link.1,
+            "uplink_kbps": self.uplink.as_ref().map(|(e, _)| *e as f32 / 1000.0),
             "shown_frames": self.receiver.as_ref().map_or(0, |r| r.decoded.load(std::sync::atomic::Ordering::Relaxed)),
             "heard_frames": self.heard.load(std::sync::atomic::Ordering::Relaxed),
         });
@@ -613,21 +609,9 @@ impl Agent {
         }
     }
 
-    /// Shows, full screen: the dominant speaker; when nobody speaks, the site holding the
-    /// floor; else the first other participant.
+    /// Shows one participant full screen (see [`crate::view`]).
     async fn choose_view(&mut self) {
-        let holder = self.floor.and_then(|site| {
-            self.others
-                .iter()
-                .rev()
-                .find(|p| self.sites.get(p) == Some(&site))
-                .copied()
-        });
-        let wanted = self
-            .dominant
-            .filter(|d| self.others.contains(d))
-            .or(holder)
-            .or_else(|| self.others.first().copied());
+        let wanted = view::choose(&self.others, self.dominant, self.floor);
         if wanted == self.shown {
             return;
         }
@@ -651,12 +635,13 @@ impl Agent {
                     s.request_keyframe(layer);
                 }
             }
-            CallEvent::Bitrates(rates) => {
+            CallEvent::Bitrates { estimate, rates } => {
                 if let Some(s) = &self.sender {
                     for (layer, bps) in rates.iter().enumerate() {
                         s.set_bitrate(layer, *bps);
                     }
                 }
+                self.uplink = Some((estimate, rates));
             }
             CallEvent::Stats { loss, rtt_ms } => {
                 self.link = (loss.or(self.link.0), rtt_ms.or(self.link.1));

@@ -72,6 +72,35 @@ pub struct Capture {
     /// Capture frame rate.
     #[serde(default = "default_fps")]
     pub fps: u32,
+    /// The test picture: `ball` (default; compresses to little), `smpte` (colour bars), or
+    /// `zone-plate` (moving rings: the encoder spends what it is allowed, which shows
+    /// bitrate adaptation).
+    #[serde(default)]
+    pub test_pattern: TestPattern,
+}
+
+/// A `videotestsrc` pattern.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestPattern {
+    /// A ball moving over black.
+    #[default]
+    Ball,
+    /// Colour bars.
+    Smpte,
+    /// Moving concentric rings.
+    ZonePlate,
+}
+
+impl TestPattern {
+    /// Its `videotestsrc` properties.
+    pub fn properties(self) -> &'static str {
+        match self {
+            Self::Ball => "pattern=ball",
+            Self::Smpte => "pattern=smpte",
+            Self::ZonePlate => "pattern=zone-plate kt=3 kx2=20 ky2=20",
+        }
+    }
 }
 
 fn default_camera() -> String {
@@ -90,6 +119,7 @@ impl Default for Capture {
             camera: default_camera(),
             microphone: default_microphone(),
             fps: default_fps(),
+            test_pattern: TestPattern::default(),
         }
     }
 }
@@ -323,6 +353,19 @@ secret_file = "/etc/room-agent/secret"
         assert_eq!(c.video.layers, default_layers());
         assert_eq!(c.display, Display::Auto);
         assert_eq!(c.display_name(), "rt-x001");
+        assert_eq!(c.capture.test_pattern, TestPattern::Ball);
+    }
+
+    #[test]
+    fn the_test_picture_is_chosen_by_name() {
+        let c = Config::parse(&format!(
+            "{MINIMAL}[capture]\ntest_pattern = \"zone-plate\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.capture.test_pattern, TestPattern::ZonePlate);
+        let e = Config::parse(&format!("{MINIMAL}[capture]\ntest_pattern = \"plaid\"\n"))
+            .expect_err("refused");
+        assert!(e.to_string().contains("plaid"), "{e}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! - [`control`]: what it decides (join, leave, reconnect, rebuild), a pure state machine;
 //! - [`config`]: its TOML file;
-//! - [`visca`]: PTZ camera control over VISCA-over-IP.
+//! - [`visca`]: PTZ camera control over VISCA-over-IP;
+//! - [`view`]: which participant the room's screen shows.
 
 pub mod agent;
 pub mod config;
@@ -11,4 +12,5 @@ pub mod control;
 pub mod media;
 pub mod net;
 pub mod rtc;
+pub mod view;
 pub mod visca;

@@ -84,6 +84,8 @@ fn encoder(preference: &str) -> &'static str {
 pub struct Sender {
     pipeline: gst::Pipeline,
     encoders: Vec<gst::Element>,
+    /// Per layer, a valve that pauses it.
+    gates: Vec<gst::Element>,
     sinks: Vec<gst_app::AppSink>,
     /// Whether a real camera (not the test picture) is being captured.
     pub camera: bool,
@@ -116,7 +118,10 @@ impl Sender {
                 capture.camera
             )
         } else {
-            "videotestsrc is-live=true pattern=ball".to_string()
+            format!(
+                "videotestsrc is-live=true {}",
+                capture.test_pattern.properties()
+            )
         };
         let audio_src = match capture.microphone.as_str() {
             "test" => "audiotestsrc is-live=true wave=sine freq=440 volume=0.2".to_string(),
@@ -129,11 +134,15 @@ impl Sender {
              videoconvert ! tee name=t ",
             width_of(top)
         );
+        // Each layer: a valve pauses it when the link cannot carry it; its appsink does not
+        // wait to preroll (async=false), or a layer paused from the start would hold the whole
+        // live pipeline in PAUSED.
         for (i, layer) in layers.iter().enumerate() {
             let settings = if encoder == "vp8enc" {
                 format!(
                     "deadline=1 cpu-used=16 end-usage=cbr lag-in-frames=0 threads=2 \
-                     error-resilient=default keyframe-max-dist={} target-bitrate={}",
+                     error-resilient=default dropframe-threshold=30 keyframe-max-dist={} \
+                     target-bitrate={}",
                     fps * 4,
                     layer.kbps * 1000
                 )
@@ -141,9 +150,10 @@ impl Sender {
                 String::new()
             };
             description.push_str(&format!(
-                "t. ! queue max-size-buffers=2 leaky=downstream ! videoscale ! \
+                "t. ! queue max-size-buffers=2 leaky=downstream ! \
+                 valve name=gate{i} drop-mode=forward-sticky-events ! videoscale ! \
                  video/x-raw,width={},height={} ! {encoder} name=enc{i} {settings} ! \
-                 appsink name=video{i} sync=false max-buffers=8 drop=true ",
+                 appsink name=video{i} sync=false async=false max-buffers=8 drop=true ",
                 width_of(layer.height),
                 layer.height
             ));
@@ -153,6 +163,7 @@ impl Sender {
              audio/x-raw,format=S16LE,rate=48000,channels=1 ! volume name=mic ! identity name=level ! \
              opusenc bitrate=32000 frame-size=20 ! appsink name=audio sync=false max-buffers=16 drop=true"
         ));
+        tracing::debug!(%description, "capture pipeline");
         let pipeline = gst::parse::launch(&description)
             .map_err(|e| MediaError::Build(e.to_string()))?
             .downcast::<gst::Pipeline>()
@@ -180,9 +191,11 @@ impl Sender {
         let bytes: Arc<Vec<AtomicU64>> =
             Arc::new(layers.iter().map(|_| AtomicU64::new(0)).collect());
         let mut encoders = Vec::new();
+        let mut gates = Vec::new();
         let mut sinks = Vec::new();
         for i in 0..layers.len() {
             encoders.push(by_name(&format!("enc{i}"))?);
+            gates.push(by_name(&format!("gate{i}"))?);
             let sink = by_name(&format!("video{i}"))?
                 .downcast::<gst_app::AppSink>()
                 .map_err(|_| MediaError::Build("appsink".into()))?;
@@ -245,6 +258,7 @@ impl Sender {
         Ok(Self {
             pipeline,
             encoders,
+            gates,
             sinks,
             camera,
             encoder,
@@ -272,14 +286,33 @@ impl Sender {
         }
     }
 
-    /// Sets layer `layer`'s target bitrate.
-    pub fn set_bitrate(&self, layer: usize, bps: u32) {
+    /// Sets layer `layer`'s target bitrate; `None` pauses the layer (nothing is scaled or
+    /// encoded), and a layer that resumes starts with a keyframe.
+    pub fn set_bitrate(&self, layer: usize, bps: Option<u32>) {
+        let Some(gate) = self.gates.get(layer) else {
+            return;
+        };
+        let was_paused = gate.property::<bool>("drop");
+        gate.set_property("drop", bps.is_none());
+        let Some(bps) = bps else {
+            return;
+        };
         if let Some(enc) = self.encoders.get(layer)
             && enc.find_property("target-bitrate").is_some()
         {
             let value = i32::try_from(bps).unwrap_or(i32::MAX);
             enc.set_property("target-bitrate", value);
         }
+        if was_paused {
+            self.request_keyframe(layer);
+        }
+    }
+
+    /// Whether layer `layer` is paused (the link cannot carry it).
+    pub fn is_paused(&self, layer: usize) -> bool {
+        self.gates
+            .get(layer)
+            .is_some_and(|g| g.property::<bool>("drop"))
     }
 }
 
@@ -489,6 +522,7 @@ mod tests {
             camera: "test".into(),
             microphone: "test".into(),
             fps: 15,
+            test_pattern: crate::config::TestPattern::ZonePlate,
         };
         let layers = [
             Layer {
@@ -504,6 +538,22 @@ mod tests {
         let (failed, mut failures) = mpsc::unbounded_channel();
         let sender = Sender::start(&capture, &layers, "software", tx, failed).expect("pipeline");
         assert!(!sender.camera);
+        // The link is thin from the start: the top layer is paused before its first frame.
+        sender.set_bitrate(1, None);
+        let mut seen = [0usize; 3];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while seen[0] < 5 || seen[2] < 5 {
+            let frame = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("the bottom layer and audio within 10 s, the top one paused")
+                .expect("open");
+            match frame {
+                Frame::Video { layer, .. } => seen[layer] += 1,
+                Frame::Audio { .. } => seen[2] += 1,
+            }
+        }
+        assert_eq!(seen[1], 0, "the top layer is paused");
+        sender.set_bitrate(1, Some(200_000));
         let mut seen = [0usize; 3];
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while seen.iter().any(|n| *n < 5) {
@@ -523,7 +573,36 @@ mod tests {
             }
         }
         sender.request_keyframe(1);
-        sender.set_bitrate(1, 150_000);
+        sender.set_bitrate(1, Some(150_000));
+
+        // Paused, the top layer stops while the bottom one goes on.
+        sender.set_bitrate(1, None);
+        assert!(sender.is_paused(1) && !sender.is_paused(0));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        while rx.try_recv().is_ok() {}
+        let mut seen = [0usize; 2];
+        let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+        while let Ok(Some(frame)) = tokio::time::timeout_at(until, rx.recv()).await {
+            if let Frame::Video { layer, .. } = frame {
+                seen[layer] += 1;
+            }
+        }
+        assert!(seen[0] >= 5, "the bottom layer goes on: {seen:?}");
+        assert_eq!(seen[1], 0, "the paused layer is silent");
+
+        // Resumed, it starts again with a keyframe (VP8: the frame tag's first bit is 0).
+        sender.set_bitrate(1, Some(150_000));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let first = loop {
+            let frame = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("the resumed layer within 5 s")
+                .expect("open");
+            if let Frame::Video { layer: 1, data, .. } = frame {
+                break data;
+            }
+        };
+        assert_eq!(first[0] & 1, 0, "a resumed layer starts with a keyframe");
         assert!(failures.try_recv().is_err(), "no pipeline error");
         drop(sender);
     }

@@ -26,6 +26,9 @@ const RIDS: [&str; 3] = ["q", "h", "f"];
 const INITIAL_ESTIMATE: u64 = 600_000;
 /// Share of the estimate given to video (audio and headroom keep the rest).
 const VIDEO_SHARE: f64 = 0.85;
+/// While the estimate falls short of what the layers want, how often the estimator is asked to
+/// probe the link again.
+const PROBE_EVERY: Duration = Duration::from_secs(3);
 
 /// Why the call failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +50,14 @@ pub enum CallEvent {
     Disconnected,
     /// The SFU wants a keyframe of this layer.
     Keyframe(usize),
-    /// New encoder bitrates per layer, bits per second.
-    Bitrates(Vec<u32>),
+    /// The uplink's bandwidth estimate and the encoder bitrates per layer it leads to, bits
+    /// per second (sent when either moved by a tenth, or a layer paused or resumed).
+    Bitrates {
+        /// The estimate.
+        estimate: u64,
+        /// Per layer, lowest first; `None`: paused.
+        rates: Vec<Option<u32>>,
+    },
     /// What the SFU reports of what it got: loss (0 to 1) and round-trip time.
     Stats {
         /// Loss.
@@ -83,7 +92,13 @@ pub struct Call {
     rids: Vec<Rid>,
     layers: Vec<Layer>,
     max_bps: Option<u64>,
-    bitrates: Vec<u32>,
+    bitrates: Vec<Option<u32>>,
+    /// The last bandwidth estimate reported, bits per second.
+    estimate: u64,
+    /// When the estimator was last told what the layers want, and the token raise that makes
+    /// it probe again (str0m probes when the desired rate rises, not when it is repeated).
+    wanted_at: Option<Instant>,
+    probe_nudge: u64,
     /// Packets sent and received, for health.
     pub sent_bytes: u64,
 }
@@ -125,7 +140,10 @@ impl Call {
             rids: RIDS[..layers.len()].iter().map(|r| Rid::from(*r)).collect(),
             layers: layers.to_vec(),
             max_bps: max_kbps.map(|k| u64::from(k) * 1000),
-            bitrates: layers.iter().map(|l| l.kbps * 1000).collect(),
+            bitrates: layers.iter().map(|l| Some(l.kbps * 1000)).collect(),
+            estimate: INITIAL_ESTIMATE,
+            wanted_at: None,
+            probe_nudge: 0,
             sent_bytes: 0,
         };
         Ok((call, offer.to_sdp_string()))
@@ -229,7 +247,27 @@ impl Call {
 
     /// Time passed.
     pub fn handle_timeout(&mut self) {
-        let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
+        let now = Instant::now();
+        self.want_bandwidth(now);
+        let _ = self.rtc.handle_input(Input::Timeout(now));
+    }
+
+    /// Tells the bandwidth estimator what the layers would use, so that it probes the link for
+    /// it (without this, the estimate stays near what is sent, and what is sent follows the
+    /// estimate: a link that narrowed once would keep the layers low for good).
+    fn want_bandwidth(&mut self, now: Instant) {
+        if self.wanted_at.is_some_and(|t| now < t + PROBE_EVERY) {
+            return;
+        }
+        let video = desired_video(&self.layers, self.max_bps);
+        let desired = (video as f64 / VIDEO_SHARE) as u64;
+        if self.wanted_at.is_some() && self.estimate < desired {
+            self.probe_nudge += 1;
+        }
+        self.wanted_at = Some(now);
+        self.rtc
+            .bwe()
+            .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired + self.probe_nudge));
     }
 
     /// Handles a datagram from the network.
@@ -289,14 +327,17 @@ impl Call {
                 events.push(CallEvent::Keyframe(layer));
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
-                let rates = share(&self.layers, estimate.as_u64(), self.max_bps);
-                let changed = rates
-                    .iter()
-                    .zip(&self.bitrates)
-                    .any(|(n, o)| n.abs_diff(*o) * 10 > *o);
+                let estimate = estimate.as_u64();
+                let rates = share(&self.layers, estimate, self.max_bps, &self.bitrates);
+                let moved = |new: u64, old: u64| new.abs_diff(old) * 10 > old;
+                let changed = rates.iter().zip(&self.bitrates).any(|(n, o)| match (n, o) {
+                    (Some(n), Some(o)) => moved(u64::from(*n), u64::from(*o)),
+                    (n, o) => n.is_some() != o.is_some(),
+                }) || moved(estimate, self.estimate);
                 if changed {
                     self.bitrates = rates.clone();
-                    events.push(CallEvent::Bitrates(rates));
+                    self.estimate = estimate;
+                    events.push(CallEvent::Bitrates { estimate, rates });
                 }
             }
             Event::PeerStats(stats)
@@ -332,26 +373,52 @@ impl Call {
     /// Sets the ceiling on the video bitrate (technicians' command).
     pub fn set_max_kbps(&mut self, kbps: Option<u32>) {
         self.max_bps = kbps.map(|k| u64::from(k) * 1000);
+        self.wanted_at = None;
     }
 }
 
+/// What the layers send at most, bits per second: their configured rates, within the ceiling.
+fn desired_video(layers: &[Layer], max_bps: Option<u64>) -> u64 {
+    let all: u64 = layers.iter().map(|l| u64::from(l.kbps) * 1000).sum();
+    all.min(max_bps.unwrap_or(u64::MAX))
+}
+
+/// Below this share of its configured rate a layer above the lowest is paused: a picture that
+/// starved is worse than the layer below it, and its encoder could not keep to the rate anyway
+/// (the quantiser has a ceiling, and the excess would queue on the link and be lost).
+const PAUSE_BELOW: f64 = 0.4;
+/// A paused layer resumes from this share (hysteresis: no pause and resume at every wobble).
+const RESUME_FROM: f64 = 0.6;
+/// The least the lowest layer is asked for: it is never paused.
+const FLOOR_BPS: u64 = 30_000;
+
 /// Shares a bandwidth estimate among the layers, lowest first: each gets what it is configured
-/// for while the estimate allows, the top one takes what is left (down to a floor of 30 kb/s).
-pub fn share(layers: &[Layer], estimate: u64, max_bps: Option<u64>) -> Vec<u32> {
+/// for while the estimate allows; a higher layer left with too little is paused (`None`), and
+/// the ones above it too. `sending` is the previous share (which layers were on).
+pub fn share(
+    layers: &[Layer],
+    estimate: u64,
+    max_bps: Option<u64>,
+    sending: &[Option<u32>],
+) -> Vec<Option<u32>> {
     let mut left = ((estimate as f64 * VIDEO_SHARE) as u64).min(max_bps.unwrap_or(u64::MAX));
-    let n = layers.len();
+    let mut paused = false;
     layers
         .iter()
         .enumerate()
         .map(|(i, l)| {
             let want = u64::from(l.kbps) * 1000;
-            let got = if i + 1 == n {
-                left.min(want)
-            } else {
-                want.min(left)
-            };
-            left = left.saturating_sub(got);
-            got.max(30_000) as u32
+            let got = want.min(left);
+            if i > 0 {
+                let was_on = sending.get(i).is_some_and(Option::is_some);
+                let needed = if was_on { PAUSE_BELOW } else { RESUME_FROM };
+                paused = paused || (got as f64) < want as f64 * needed;
+                if paused {
+                    return None;
+                }
+            }
+            left -= got;
+            Some(got.max(FLOOR_BPS) as u32)
         })
         .collect()
 }
@@ -373,16 +440,70 @@ mod tests {
 
     #[test]
     fn the_estimate_is_shared_lowest_layer_first() {
-        assert_eq!(share(&LAYERS, 4_000_000, None), vec![150_000, 1_500_000]);
-        // 1 Mb/s: 850 kb/s for video, the top layer gets what the bottom leaves.
-        assert_eq!(share(&LAYERS, 1_000_000, None), vec![150_000, 700_000]);
-        // A thin link: the bottom layer first, the top one at its floor.
-        assert_eq!(share(&LAYERS, 100_000, None), vec![85_000, 30_000]);
+        const ON: [Option<u32>; 2] = [Some(150_000), Some(1_500_000)];
+        assert_eq!(share(&LAYERS, 4_000_000, None, &ON), ON.to_vec());
+        // 1 Mb/s: 850 kb/s for video, the top layer gets what the bottom leaves (47 %).
+        assert_eq!(
+            share(&LAYERS, 1_000_000, None, &ON),
+            vec![Some(150_000), Some(700_000)]
+        );
+        // A thin link: the bottom layer gets it all, the top one pauses.
+        assert_eq!(share(&LAYERS, 100_000, None, &ON), vec![Some(85_000), None]);
+        // Thinner still: the bottom layer is kept, at its floor.
+        assert_eq!(share(&LAYERS, 10_000, None, &ON), vec![Some(30_000), None]);
         // The technician's ceiling wins.
         assert_eq!(
-            share(&LAYERS, 4_000_000, Some(500_000)),
-            vec![150_000, 350_000]
+            share(&LAYERS, 4_000_000, Some(1_000_000), &ON),
+            vec![Some(150_000), Some(850_000)]
         );
+        assert_eq!(
+            share(&LAYERS, 4_000_000, Some(500_000), &ON),
+            vec![Some(150_000), None]
+        );
+    }
+
+    #[test]
+    fn a_paused_layer_resumes_only_with_room_to_spare() {
+        const PAUSED: [Option<u32>; 2] = [Some(150_000), None];
+        // 47 % of its rate keeps a running layer on, but does not resume a paused one.
+        assert_eq!(
+            share(&LAYERS, 1_000_000, None, &PAUSED),
+            vec![Some(150_000), None]
+        );
+        // 62 % does.
+        assert_eq!(
+            share(&LAYERS, 1_300_000, None, &PAUSED),
+            vec![Some(150_000), Some(955_000)]
+        );
+    }
+
+    #[test]
+    fn layers_above_a_paused_one_pause_too() {
+        let three = [
+            Layer {
+                height: 180,
+                kbps: 150,
+            },
+            Layer {
+                height: 360,
+                kbps: 500,
+            },
+            Layer {
+                height: 720,
+                kbps: 100,
+            },
+        ];
+        let on = [Some(1), Some(1), Some(1)];
+        assert_eq!(
+            share(&three, 300_000, None, &on),
+            vec![Some(150_000), None, None]
+        );
+    }
+
+    #[test]
+    fn the_estimator_is_asked_for_what_the_layers_send_within_the_ceiling() {
+        assert_eq!(desired_video(&LAYERS, None), 1_650_000);
+        assert_eq!(desired_video(&LAYERS, Some(500_000)), 500_000);
     }
 
     #[test]

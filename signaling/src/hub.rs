@@ -414,12 +414,14 @@ impl HubState {
                 id: *id,
                 name: p.name.clone(),
                 site: p.who.site_id,
+                chair: live.is_named_chair(&p.who),
             })
             .collect();
         let info = ParticipantInfo {
             id,
             name: name.clone(),
             site: who.site_id,
+            chair: live.is_named_chair(&who),
         };
         let attendance = if scheduled && (who.site_id.is_some() || who.person_id.is_some()) {
             match attendance::arrived(&self.db, meeting.id, who.site_id, who.person_id).await {

@@ -187,8 +187,13 @@ impl Live {
 
     /// Whether `who` chairs: the meeting's chair, or an administrator.
     pub fn is_chair(&self, who: &Who) -> bool {
-        who.role == Some(Role::Administrator)
-            || (who.person_id.is_some() && who.person_id == self.setup.chair_id)
+        who.role == Some(Role::Administrator) || self.is_named_chair(who)
+    }
+
+    /// Whether `who` is the person named as the meeting's chair (administrators moderate, but
+    /// clients show the chair, not them, large).
+    pub fn is_named_chair(&self, who: &Who) -> bool {
+        who.person_id.is_some() && who.person_id == self.setup.chair_id
     }
 
     /// Whether `who` sees roll call: the chair, administrators and technicians.
@@ -374,7 +379,7 @@ impl Live {
             .members
             .iter()
             .rev()
-            .find(|(_, m)| m.who.person_id.is_some() && m.who.person_id == self.setup.chair_id)
+            .find(|(_, m)| self.is_named_chair(&m.who))
             .map(|(id, _)| EndpointId(*id));
         let moderation = &self.setup.moderation;
         MediaPolicy {

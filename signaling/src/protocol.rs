@@ -97,6 +97,10 @@ pub struct HealthReport {
     pub loss: Option<f32>,
     /// Round-trip time to the SFU, milliseconds.
     pub rtt_ms: Option<f32>,
+    /// What its bandwidth estimate (from the SFU's transport-wide feedback) says the link to
+    /// the SFU carries, kilobits per second; the layers' targets follow it.
+    #[serde(default)]
+    pub uplink_kbps: Option<f32>,
     /// Video frames of the meeting decoded and shown so far.
     #[serde(default)]
     pub shown_frames: u64,
@@ -115,6 +119,12 @@ pub struct LayerStats {
     pub height: u32,
     /// Bitrate, kilobits per second.
     pub kbps: f32,
+    /// The bitrate the encoder is asked for now, kilobits per second.
+    #[serde(default)]
+    pub target_kbps: Option<f32>,
+    /// Paused: the link cannot carry it (the layers below it still go).
+    #[serde(default)]
+    pub paused: bool,
     /// Frames per second.
     pub fps: f32,
 }
@@ -344,6 +354,9 @@ pub struct ParticipantInfo {
     /// The site it takes part for (floor and roll call name sites).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<i64>,
+    /// Whether it is the meeting's chair (clients show the chair large).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chair: bool,
 }
 
 /// A meeting as a client sees it.

@@ -75,14 +75,19 @@ async fn floor_where(ws: &mut Ws, pred: impl Fn(&Value) -> bool) -> Value {
 }
 
 async fn join(ws: &mut Ws, meeting: i64, name: &str) -> u64 {
+    welcome(ws, meeting, name).await["participant_id"]
+        .as_u64()
+        .expect("id")
+}
+
+/// Joins; the `welcome` message.
+async fn welcome(ws: &mut Ws, meeting: i64, name: &str) -> Value {
     send(
         ws,
         json!({"type": "join", "meeting": meeting, "name": name}),
     )
     .await;
-    next_of(ws, "welcome").await["participant_id"]
-        .as_u64()
-        .expect("id")
+    next_of(ws, "welcome").await
 }
 
 async fn refused(ws: &mut Ws, msg: Value) -> String {
@@ -261,7 +266,13 @@ async fn the_chair_runs_the_floor_and_the_sfu_is_told() {
         wait_presence(&server, &admin, id, x001, "offline").await;
         let mut s1 = connect(&server, Some(&t1)).await;
         wait_presence(&server, &admin, id, x001, "connected").await;
-        let p1 = join(&mut s1, id, "Xã 1").await;
+        let welcomed = welcome(&mut s1, id, "Xã 1").await;
+        let p1 = welcomed["participant_id"].as_u64().expect("id");
+        // Those already in are listed, the chair marked as such (room screens show it large).
+        assert_eq!(
+            welcomed["participants"],
+            json!([{"id": chair_id, "name": "Chủ tọa", "site": t02, "chair": true}])
+        );
         let mut s2 = connect(&server, Some(&t2)).await;
         let p2 = join(&mut s2, id, "Xã 2").await;
         wait_presence(&server, &admin, id, x001, "joined").await;

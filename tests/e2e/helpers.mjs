@@ -1,6 +1,7 @@
 // What the browser end-to-end tests share: Chromium's flags (shared/TESTING.md), waiting,
 // free ports, HTTPS to the bridge's self-signed certificate, and in-page probes of WebRTC stats.
 
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
@@ -210,5 +211,63 @@ export function httpsRequest(method, url, { token, body, contentType = 'applicat
     req.on('timeout', () => req.destroy(new Error('request timed out')));
     req.on('error', reject);
     req.end(payload);
+  });
+}
+
+// ---- processes ---------------------------------------------------------------------------
+
+/**
+ * The child processes of one test, each logging to `<dir>/<name>.log`. `launch` returns
+ * `{ proc, exit, exited }` (`exit` stays null while it runs); `stop` ends them all (SIGTERM,
+ * then SIGKILL after 3 s); none outlives the test runner.
+ */
+export function processGroup(dir) {
+  const logs = [];
+  const all = [];
+  const killAll = () => {
+    for (const p of all) if (p.exit === null) p.proc.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
+  return {
+    logs,
+    launch(bin, args, name, env = {}) {
+      const file = `${dir}/${name}.log`;
+      logs.push(file);
+      const fd = fs.openSync(file, 'w');
+      const proc = spawn(bin, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+      fs.closeSync(fd);
+      const state = { proc, exit: null };
+      state.exited = new Promise((resolve) =>
+        proc.on('exit', (code, signal) => resolve((state.exit = { code, signal }))),
+      );
+      all.push(state);
+      return state;
+    },
+    /** Prints the last lines of every log (after a failure). */
+    dumpLogs(lines = 30) {
+      for (const file of logs) console.error(`---- ${file} ----\n${tail(file, lines)}`);
+    },
+    async stop() {
+      for (const p of all) {
+        if (p.exit === null) {
+          p.proc.kill('SIGTERM');
+          await Promise.race([p.exited, sleep(3_000)]);
+        }
+      }
+      killAll();
+      process.removeListener('exit', killAll);
+    },
+  };
+}
+
+/**
+ * Runs a command to its end; rejects with its output when it fails. For `ip` and `tc`.
+ */
+export function run(cmd, args) {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`));
+      else resolve(stdout);
+    });
   });
 }

@@ -7,6 +7,8 @@ export interface ParticipantInfo {
   name: string;
   /** The site it takes part for (scheduled meetings). */
   site?: number;
+  /** Whether it is the meeting's chair (shown large). */
+  chair?: boolean;
 }
 
 /** The floor of a scheduled meeting: who holds it, who asks, who is muted, whether locked. */
