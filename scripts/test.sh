@@ -18,6 +18,10 @@ export BRIDGE_TEST_POSTGRES=required
 need pkg-config pkg-config
 need_pkgs libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
+# The thin-link test puts a room agent in a network namespace and shapes its link (root).
+need ip iproute2
+need tc iproute2
+[ "$(id -u)" = 0 ] || die "run the tests as root: they install packages and make a network namespace (ip netns)"
 build_web_client
 
 say "== formatting and lints"
