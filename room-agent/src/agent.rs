@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::config::{Config, Display};
+use crate::config::{Capture, Config, Display};
 use crate::control::{Action, Control, Input, Planned};
 use crate::media::{self, AudioPlayer, Frame, Receiver, Sender};
 use crate::net::{Bridge, NetError, Ws};
@@ -25,6 +25,8 @@ const MAX_SECRET: u64 = 4096;
 const HEALTH_EVERY: Duration = Duration::from_secs(5);
 /// Frames queued between the pipeline and the call.
 const FRAME_QUEUE: usize = 64;
+/// The longest camera failure reason sent with health (the protocol's limit).
+const MAX_CAMERA_ERROR: usize = 200;
 
 /// What the agent tells the call task.
 enum CallCmd {
@@ -99,6 +101,12 @@ struct Agent {
     muted: bool,
     /// The latest loss and round-trip time the SFU reported.
     link: (Option<f32>, Option<f32>),
+    /// The camera device's presence at the last check (`None`: not checked yet).
+    camera_seen: Option<bool>,
+    /// The pipeline being built or running captures the camera.
+    capturing_camera: bool,
+    /// Why the camera's pipeline last failed (cleared when the camera runs or goes).
+    camera_error: Option<String>,
     /// The uplink's bandwidth estimate and the encoder targets per layer, bits per second.
     uplink: Option<(u64, Vec<Option<u32>>)>,
     /// Counters at the last health report, to turn them into rates.
@@ -153,10 +161,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         muted: false,
         link: (None, None),
         uplink: None,
+        camera_seen: None,
+        capturing_camera: false,
+        camera_error: None,
         last_health: None,
     };
     agent.handle(Input::Tick).await;
-    // The camera unplugged or back: the pipeline is rebuilt on the source there is now.
+    // The camera unplugged or back: the state machine decides what the pipeline captures.
     let mut camera_check = tokio::time::interval(Duration::from_secs(2));
     let mut health = tokio::time::interval(HEALTH_EVERY);
     loop {
@@ -180,11 +191,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 agent.call_event(event).await;
                 continue;
             }
-            Some(failure) = agent.failures.1.recv() => {
-                tracing::warn!(%failure, "pipeline failed");
-                agent.sender = None;
-                Input::PipelineFailed(failure)
-            }
+            Some(failure) = agent.failures.1.recv() => agent.pipeline_failed(failure),
             Some(schedule) = agent.schedules.1.recv() => match schedule {
                 Ok(list) => Input::Schedule(list),
                 Err(e) => {
@@ -204,16 +211,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
             _ = camera_check.tick() => {
                 let camera = &agent.config.capture.camera;
-                let changed = agent
-                    .sender
-                    .as_ref()
-                    .is_some_and(|s| camera != "test" && s.camera != media::camera_present(camera));
-                if !changed {
+                let present = media::camera_present(camera);
+                if agent.camera_seen == Some(present) {
                     continue;
                 }
-                tracing::info!(camera = %camera, "the camera came or went: rebuilding the pipeline");
-                agent.sender = None;
-                Input::PipelineFailed("the camera came or went".into())
+                if agent.camera_seen.is_some() {
+                    tracing::info!(camera = %camera, present, "the camera came or went");
+                }
+                agent.camera_seen = Some(present);
+                if !present {
+                    agent.camera_error = None;
+                }
+                Input::Camera(present)
             }
             _ = tokio::time::sleep_until(deadline.into()) => Input::Tick,
         };
@@ -284,7 +293,7 @@ impl Agent {
                 self.end_call();
                 None
             }
-            Action::StartPipeline => Some(self.start_pipeline()),
+            Action::StartPipeline { camera } => Some(self.start_pipeline(camera)),
             Action::StopPipeline => {
                 self.sender = None;
                 None
@@ -324,13 +333,23 @@ impl Agent {
         }
     }
 
-    fn start_pipeline(&mut self) -> Input {
+    /// Builds the capture pipeline from the camera, or (`camera: false`) the test picture.
+    fn start_pipeline(&mut self, camera: bool) -> Input {
         let Some((_, frames)) = &self.call else {
             return Input::PipelineFailed("no call".into());
         };
         self.sender = None;
+        self.capturing_camera = camera;
+        let capture = if camera {
+            self.config.capture.clone()
+        } else {
+            Capture {
+                camera: "test".into(),
+                ..self.config.capture.clone()
+            }
+        };
         match Sender::start(
-            &self.config.capture,
+            &capture,
             &self.config.video.layers,
             &self.config.video.encoder,
             frames.clone(),
@@ -343,11 +362,24 @@ impl Agent {
                     encoder = sender.encoder,
                     "capture and encoding running"
                 );
+                if sender.camera {
+                    self.camera_error = None;
+                }
                 self.sender = Some(sender);
                 Input::PipelineRunning
             }
-            Err(e) => Input::PipelineFailed(e.to_string()),
+            Err(e) => self.pipeline_failed(e.to_string()),
         }
+    }
+
+    /// The pipeline failed: say so, and keep the reason if it captured the camera.
+    fn pipeline_failed(&mut self, failure: String) -> Input {
+        tracing::warn!(%failure, camera = self.capturing_camera, "pipeline failed");
+        self.sender = None;
+        if self.capturing_camera {
+            self.camera_error = Some(failure.chars().take(MAX_CAMERA_ERROR).collect());
+        }
+        Input::PipelineFailed(failure)
     }
 
     fn end_call(&mut self) {
@@ -538,6 +570,7 @@ impl Agent {
             "type": "health",
             "pipeline": pipeline,
             "camera": self.sender.as_ref().is_some_and(|s| s.camera),
+            "camera_error": self.camera_error,
             "muted": self.muted,
             "cpu": cpu_share,
             "meeting": self.control.meeting(),
@@ -590,13 +623,7 @@ impl Agent {
                     s.set_muted(self.muted);
                 }
             }
-            "restart" => {
-                self.sender = None;
-                self.handle(Input::PipelineFailed(
-                    "restart asked by a technician".into(),
-                ))
-                .await;
-            }
+            "restart" => self.handle(Input::RestartPipeline).await,
             "max_bitrate" => {
                 let kbps = command["kbps"].as_u64().and_then(|k| u32::try_from(k).ok());
                 let kbps = kbps.filter(|k| *k > 0);

@@ -15,6 +15,9 @@ pub const REFUSED_PAUSE: Duration = Duration::from_secs(30);
 pub const REPLACED_PAUSE: Duration = Duration::from_secs(120);
 /// A join that has no answer after this long is given up (and retried).
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// After a pipeline capturing the camera failed, the room sends the test picture (and is still
+/// heard) this long before the camera is tried again (sooner if it is unplugged and back).
+pub const CAMERA_RETRY: Duration = Duration::from_secs(60);
 
 /// A meeting the site is invited to, as the schedule says now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,10 @@ pub enum Input {
     PipelineRunning,
     /// It failed (camera unplugged, an element errored).
     PipelineFailed(String),
+    /// A technician asked for the pipeline to be rebuilt.
+    RestartPipeline,
+    /// Whether the camera device is there (reported at start and whenever it changes).
+    Camera(bool),
 }
 
 /// What to do.
@@ -61,8 +68,12 @@ pub enum Action {
     Join(i64),
     /// Leave the meeting (stop media).
     Leave,
-    /// Build (or rebuild) the capture/encode pipeline.
-    StartPipeline,
+    /// Build (or rebuild) the capture/encode pipeline, from the camera or (`camera: false`)
+    /// from the test picture.
+    StartPipeline {
+        /// Capture the camera.
+        camera: bool,
+    },
     /// Stop it.
     StopPipeline,
 }
@@ -126,6 +137,12 @@ pub struct Control {
     schedule: Vec<Planned>,
     /// A meeting not to try before a time (refused, or another terminal replaced this one).
     paused: Option<(i64, Instant)>,
+    /// The camera device is there.
+    camera_present: bool,
+    /// A pipeline capturing the camera failed: not before this time again.
+    camera_blocked_until: Option<Instant>,
+    /// The pipeline being built or running captures the camera.
+    pipeline_camera: bool,
 }
 
 impl Control {
@@ -141,7 +158,30 @@ impl Control {
             next_poll: None,
             schedule: Vec::new(),
             paused: None,
+            camera_present: false,
+            camera_blocked_until: None,
+            pipeline_camera: false,
         }
+    }
+
+    /// Whether a pipeline built at `now` should capture the camera.
+    fn camera_wanted(&self, now: Instant) -> bool {
+        self.camera_present && self.camera_blocked_until.is_none_or(|t| now >= t)
+    }
+
+    /// Whether the camera failed and the test picture stands in for it.
+    pub fn camera_blocked(&self, now: Instant) -> bool {
+        self.camera_present && !self.camera_wanted(now)
+    }
+
+    fn start_pipeline(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let camera = self.camera_wanted(now);
+        if camera {
+            self.camera_blocked_until = None;
+        }
+        self.pipeline = Pipeline::Starting;
+        self.pipeline_camera = camera;
+        out.push(Action::StartPipeline { camera });
     }
 
     /// The meeting the agent is in, if any.
@@ -165,6 +205,9 @@ impl Control {
         };
         let pipeline = match self.pipeline {
             Pipeline::Failed { retry_at } => Some(retry_at),
+            Pipeline::Running if !self.pipeline_camera && self.camera_present => {
+                self.camera_blocked_until
+            }
             _ => None,
         };
         let join = match self.room {
@@ -212,8 +255,7 @@ impl Control {
                 if matches!(self.room, Room::Joining { id: j, .. } if j == id) {
                     self.room = Room::In { id };
                     if self.pipeline == Pipeline::Stopped {
-                        self.pipeline = Pipeline::Starting;
-                        out.push(Action::StartPipeline);
+                        self.start_pipeline(now, &mut out);
                     }
                 }
             }
@@ -244,10 +286,34 @@ impl Control {
             }
             Input::PipelineFailed(_) => {
                 if self.pipeline != Pipeline::Stopped {
-                    let wait = self.pipeline_backoff.fail();
-                    self.pipeline = Pipeline::Failed {
-                        retry_at: now + wait,
+                    let retry_at = if self.pipeline_camera {
+                        // The camera, most likely: the test picture at once, so that the room
+                        // is still heard and seen to be there; the camera again later.
+                        self.camera_blocked_until = Some(now + CAMERA_RETRY);
+                        now
+                    } else {
+                        now + self.pipeline_backoff.fail()
                     };
+                    self.pipeline = Pipeline::Failed { retry_at };
+                }
+            }
+            Input::RestartPipeline => {
+                if matches!(self.room, Room::In { .. }) {
+                    self.start_pipeline(now, &mut out);
+                }
+            }
+            Input::Camera(present) => {
+                self.camera_present = present;
+                if present {
+                    // Plugged in (again): a new chance.
+                    self.camera_blocked_until = None;
+                }
+                let live = matches!(self.pipeline, Pipeline::Starting | Pipeline::Running);
+                if matches!(self.room, Room::In { .. })
+                    && live
+                    && self.pipeline_camera != self.camera_wanted(now)
+                {
+                    self.start_pipeline(now, &mut out);
                 }
             }
         }
@@ -310,8 +376,13 @@ impl Control {
                 } else if let Pipeline::Failed { retry_at } = self.pipeline
                     && now >= retry_at
                 {
-                    self.pipeline = Pipeline::Starting;
-                    out.push(Action::StartPipeline);
+                    self.start_pipeline(now, out);
+                } else if self.pipeline == Pipeline::Running
+                    && !self.pipeline_camera
+                    && self.camera_wanted(now)
+                {
+                    // The camera's wait is over: try it again.
+                    self.start_pipeline(now, out);
                 }
             }
         }
@@ -354,7 +425,10 @@ mod tests {
             c.handle(t1, Input::Schedule(vec![open(7)])),
             vec![Action::Join(7)]
         );
-        assert_eq!(c.handle(t1, Input::Joined(7)), vec![Action::StartPipeline]);
+        assert_eq!(
+            c.handle(t1, Input::Joined(7)),
+            vec![Action::StartPipeline { camera: false }]
+        );
         assert_eq!(c.meeting(), Some(7));
         assert_eq!(c.handle(t1, Input::PipelineRunning), vec![]);
         // Ended: it is no longer open (or no longer listed).
@@ -414,16 +488,114 @@ mod tests {
         );
         let due = c.next_deadline().expect("a rebuild is planned");
         assert_eq!(due, t0 + FIRST_BACKOFF);
-        assert_eq!(c.handle(due, Input::Tick), vec![Action::StartPipeline]);
+        assert_eq!(
+            c.handle(due, Input::Tick),
+            vec![Action::StartPipeline { camera: false }]
+        );
         assert_eq!(
             c.handle(due, Input::PipelineFailed("still unplugged".into())),
             vec![]
         );
         assert_eq!(c.next_deadline(), Some(due + FIRST_BACKOFF * 2));
         let due = due + FIRST_BACKOFF * 2;
-        assert_eq!(c.handle(due, Input::Tick), vec![Action::StartPipeline]);
+        assert_eq!(
+            c.handle(due, Input::Tick),
+            vec![Action::StartPipeline { camera: false }]
+        );
         c.handle(due, Input::PipelineRunning);
         assert_eq!(c.meeting(), Some(1), "still in the meeting throughout");
+    }
+
+    /// Joined meeting 1 with the camera there and its pipeline running.
+    fn in_with_camera() -> (Control, Instant) {
+        let (mut c, t0) = connected();
+        assert_eq!(c.handle(t0, Input::Camera(true)), vec![]);
+        c.handle(t0, Input::Schedule(vec![open(1)]));
+        c.handle(t0, Input::Joined(1));
+        c.handle(t0, Input::PipelineRunning);
+        (c, t0)
+    }
+
+    #[test]
+    fn a_failing_camera_gives_way_to_the_test_picture_at_once_and_is_tried_again() {
+        let (mut c, t0) = connected();
+        c.handle(t0, Input::Camera(true));
+        c.handle(t0, Input::Schedule(vec![open(1)]));
+        assert_eq!(
+            c.handle(t0, Input::Joined(1)),
+            vec![Action::StartPipeline { camera: true }]
+        );
+        // The camera's pipeline fails: the test picture at once, no backoff.
+        assert_eq!(
+            c.handle(t0, Input::PipelineFailed("v4l2src".into())),
+            vec![Action::StartPipeline { camera: false }]
+        );
+        c.handle(t0, Input::PipelineRunning);
+        assert!(c.camera_blocked(t0));
+        // A minute later, the camera again (ticks meanwhile also read the schedule).
+        let due = t0 + CAMERA_RETRY;
+        let camera = Action::StartPipeline { camera: true };
+        assert!(c.next_deadline().is_some_and(|t| t <= due));
+        assert!(
+            !c.handle(due - Duration::from_secs(1), Input::Tick)
+                .contains(&camera)
+        );
+        assert!(c.handle(due, Input::Tick).contains(&camera));
+        assert!(!c.camera_blocked(due));
+    }
+
+    #[test]
+    fn a_camera_unplugged_and_back_is_used_again_at_once() {
+        let (mut c, t0) = in_with_camera();
+        assert_eq!(
+            c.handle(t0, Input::Camera(false)),
+            vec![Action::StartPipeline { camera: false }]
+        );
+        c.handle(t0, Input::PipelineRunning);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(
+            c.handle(t1, Input::Camera(true)),
+            vec![Action::StartPipeline { camera: true }]
+        );
+        // It fails; replugged, it is tried at once rather than after the minute.
+        assert_eq!(
+            c.handle(t1, Input::PipelineFailed("v4l2src".into())),
+            vec![Action::StartPipeline { camera: false }]
+        );
+        c.handle(t1, Input::PipelineRunning);
+        assert_eq!(c.handle(t1, Input::Camera(false)), vec![]);
+        assert_eq!(
+            c.handle(t1, Input::Camera(true)),
+            vec![Action::StartPipeline { camera: true }]
+        );
+    }
+
+    #[test]
+    fn a_failing_test_picture_waits_longer_each_time() {
+        let (mut c, t0) = connected();
+        c.handle(t0, Input::Schedule(vec![open(1)]));
+        c.handle(t0, Input::Joined(1));
+        c.handle(t0, Input::PipelineFailed("no sound card".into()));
+        assert_eq!(c.next_deadline(), Some(t0 + FIRST_BACKOFF));
+    }
+
+    #[test]
+    fn a_technician_restart_rebuilds_only_in_a_meeting() {
+        let (mut c, t0) = in_with_camera();
+        assert_eq!(
+            c.handle(t0, Input::RestartPipeline),
+            vec![Action::StartPipeline { camera: true }]
+        );
+        assert!(!c.camera_blocked(t0), "a restart does not blame the camera");
+        c.handle(t0, Input::Left);
+        assert_eq!(c.handle(t0, Input::RestartPipeline), vec![]);
+    }
+
+    #[test]
+    fn camera_changes_outside_a_meeting_start_nothing() {
+        let (mut c, t0) = connected();
+        assert_eq!(c.handle(t0, Input::Camera(true)), vec![]);
+        assert_eq!(c.handle(t0, Input::Camera(false)), vec![]);
     }
 
     #[test]

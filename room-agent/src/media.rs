@@ -251,10 +251,8 @@ impl Sender {
                 .build(),
         );
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        play(&pipeline)?;
         let errors = watch_errors(&pipeline, failed, stop.clone())?;
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| MediaError::Failed(format!("cannot start: {e}")))?;
         Ok(Self {
             pipeline,
             encoders,
@@ -342,12 +340,7 @@ fn watch_errors(
             };
             match msg.view() {
                 gst::MessageView::Error(e) => {
-                    let text = format!(
-                        "{}: {}",
-                        e.src().map(|s| s.path_string()).unwrap_or_default(),
-                        e.error()
-                    );
-                    let _ = failed.send(text);
+                    let _ = failed.send(error_text(&e));
                     return;
                 }
                 gst::MessageView::Eos(_) => {
@@ -402,10 +395,35 @@ fn decoder(
             decoded.fetch_add(1, Ordering::Relaxed);
             gst::PadProbeReturn::Ok
         });
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| MediaError::Failed(format!("cannot start: {e}")))?;
+    play(&pipeline)?;
     Ok((pipeline, src))
+}
+
+/// Starts a pipeline. When it cannot start, it is stopped again and the error says why, in the
+/// words of the element that failed (a camera that is no camera: "Cannot identify device").
+fn play(pipeline: &gst::Pipeline) -> Result<(), MediaError> {
+    let Err(e) = pipeline.set_state(gst::State::Playing) else {
+        return Ok(());
+    };
+    let reason = pipeline
+        .bus()
+        .and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]))
+        .and_then(|msg| match msg.view() {
+            gst::MessageView::Error(err) => Some(error_text(&err)),
+            _ => None,
+        })
+        .unwrap_or_else(|| e.to_string());
+    let _ = pipeline.set_state(gst::State::Null);
+    Err(MediaError::Failed(format!("cannot start: {reason}")))
+}
+
+/// An error message as the agent reports it: the element's path, then the error.
+fn error_text(e: &gst::message::Error) -> String {
+    format!(
+        "{}: {}",
+        e.src().map(|s| s.path_string()).unwrap_or_default(),
+        e.error()
+    )
 }
 
 /// The decode pipeline for the video shown (the chair or the speaker).
@@ -515,6 +533,40 @@ mod tests {
     }
 
     /// Real GStreamer: the test sources in two layers give VP8 frames of both and Opus.
+    #[test]
+    fn a_device_that_is_no_camera_fails_with_the_reason() {
+        init().expect("GStreamer");
+        let device = std::env::temp_dir().join(format!("no-camera-{}", std::process::id()));
+        std::fs::write(&device, b"not a camera").expect("write");
+        let capture = Capture {
+            camera: device.display().to_string(),
+            microphone: "test".into(),
+            ..Capture::default()
+        };
+        let layers = [
+            Layer {
+                height: 90,
+                kbps: 100,
+            },
+            Layer {
+                height: 180,
+                kbps: 200,
+            },
+        ];
+        let (tx, _rx) = mpsc::channel(4);
+        let (failed, mut failures) = mpsc::unbounded_channel();
+        let e = Sender::start(&capture, &layers, "software", tx, failed)
+            .err()
+            .expect("refused");
+        let _ = std::fs::remove_file(&device);
+        let text = e.to_string();
+        assert!(text.contains("v4l2src"), "the element is named: {text}");
+        assert!(
+            failures.try_recv().is_err(),
+            "reported once, not again from the bus"
+        );
+    }
+
     #[tokio::test]
     async fn test_sources_encode_two_layers_and_audio() {
         init().expect("GStreamer");

@@ -76,6 +76,8 @@ pub enum ClientMsg {
 
 /// Most layers a health report may list.
 pub const MAX_HEALTH_LAYERS: usize = 4;
+/// The longest camera error in a health report, in characters.
+pub const MAX_CAMERA_ERROR: usize = 200;
 
 /// A room terminal's health, as it reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -85,6 +87,10 @@ pub struct HealthReport {
     pub pipeline: String,
     /// A camera is captured (not the test picture).
     pub camera: bool,
+    /// Why capturing the camera last failed (the test picture stands in meanwhile), at most
+    /// 200 characters.
+    #[serde(default)]
+    pub camera_error: Option<String>,
     /// The microphone is muted by a technician.
     pub muted: bool,
     /// CPU in use, 0 to 1.
@@ -329,11 +335,19 @@ impl ClientMsg {
             },
             "health" => {
                 let report: HealthReport = field("health", body)?;
-                if report.layers.len() > MAX_HEALTH_LAYERS || report.pipeline.len() > 16 {
+                let camera_error = report
+                    .camera_error
+                    .as_ref()
+                    .map_or(0, |e| e.chars().count());
+                if report.layers.len() > MAX_HEALTH_LAYERS
+                    || report.pipeline.len() > 16
+                    || camera_error > MAX_CAMERA_ERROR
+                {
                     return Err(ProtocolError::Invalid {
                         kind: "health",
                         detail: format!(
-                            "at most {MAX_HEALTH_LAYERS} layers, a short pipeline state"
+                            "at most {MAX_HEALTH_LAYERS} layers, a short pipeline state, a camera \
+                             error of at most {MAX_CAMERA_ERROR} characters"
                         ),
                     });
                 }
@@ -630,7 +644,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        for bad in [report(5, ""), report(2, r#","cpu_temp":80"#)] {
+        let error = |n: usize| format!(r#","camera_error":"{}""#, "é".repeat(n));
+        match ClientMsg::parse(&report(1, &error(MAX_CAMERA_ERROR))) {
+            Ok(ClientMsg::Health(h)) => {
+                assert_eq!(h.camera_error.map(|e| e.chars().count()), Some(200))
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            report(5, ""),
+            report(2, r#","cpu_temp":80"#),
+            report(1, &error(MAX_CAMERA_ERROR + 1)),
+        ] {
             let e = ClientMsg::parse(&bad).expect_err("refused");
             assert_eq!(e.code(), "invalid_message", "{bad}");
         }

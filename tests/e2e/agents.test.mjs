@@ -87,6 +87,7 @@ test('room agents join by themselves, are seen and heard, and come back after a 
   const mediaPort = await freeUdpPort();
   const base = `https://127.0.0.1:${httpPort}`;
   const camera = await simCamera();
+  const cameraDevice = path.join(tmp, 'video-x001');
   const logs = [];
   const processes = [];
 
@@ -162,7 +163,8 @@ test('room agents join by themselves, are seen and heard, and come back after a 
         `name = "${a.name}"`,
         'schedule_poll_secs = 1',
         '[capture]',
-        'camera = "test"',
+        // X001's camera is a device path, absent at first (the test picture stands in).
+        `camera = "${a.site === 'X001' ? cameraDevice : 'test'}"`,
         'microphone = "test"',
         'fps = 15',
         '[video]',
@@ -236,6 +238,24 @@ test('room agents join by themselves, are seen and heard, and come back after a 
       return ok ? h : null;
     }, 500);
     t.diagnostic(`X002 health: ${JSON.stringify(health.report)}`);
+
+    // A camera that is there but does not work (a device node that is no camera): the agent
+    // tries it, falls back to the test picture at once and says why in its health; the room
+    // stays seen and heard. Gone again, the error is cleared.
+    const x001Health = async () => (await api('GET', `/api/sites/${siteId('X001')}/health`, technician)).json().report;
+    fs.writeFileSync(cameraDevice, 'not a camera');
+    const broken = await waitFor('the camera failure in X001 health', 20_000, async () => {
+      const h = await x001Health();
+      return h?.camera_error && h.pipeline === 'running' && !h.camera ? h : null;
+    }, 500);
+    t.diagnostic(`X001 with a broken camera: ${JSON.stringify(broken.camera_error)}`);
+    await agentsIn('both agents still sending audio and two video layers', 15_000);
+    fs.rmSync(cameraDevice);
+    await waitFor('the camera error cleared once the device is gone', 15_000, async () => {
+      const h = await x001Health();
+      return h && h.camera_error === null && h.pipeline === 'running';
+    }, 500);
+
     const offline = await api('POST', `/api/sites/${siteId('H01')}/command`, technician, { action: 'restart' });
     assert.equal(offline.status, 409, 'H01 has no terminal connected');
 
