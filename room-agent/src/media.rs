@@ -340,7 +340,7 @@ fn watch_errors(
             };
             match msg.view() {
                 gst::MessageView::Error(e) => {
-                    let _ = failed.send(error_text(&e));
+                    let _ = failed.send(error_text(e));
                     return;
                 }
                 gst::MessageView::Eos(_) => {
@@ -409,7 +409,7 @@ fn play(pipeline: &gst::Pipeline) -> Result<(), MediaError> {
         .bus()
         .and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]))
         .and_then(|msg| match msg.view() {
-            gst::MessageView::Error(err) => Some(error_text(&err)),
+            gst::MessageView::Error(err) => Some(error_text(err)),
             _ => None,
         })
         .unwrap_or_else(|| e.to_string());
