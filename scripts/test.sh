@@ -18,6 +18,9 @@ export BRIDGE_TEST_POSTGRES=required
 need pkg-config pkg-config
 need_pkgs libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
+# Monitoring: promtool checks the Prometheus configuration, unit-tests the alert rules and
+# parses every query of the Grafana dashboard.
+need promtool prometheus
 # The thin-link test puts a room agent in a network namespace and shapes its link (root).
 need ip iproute2
 need tc iproute2
@@ -27,6 +30,11 @@ build_web_client
 say "== formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --quiet --all-targets -- -D warnings
+
+say "== monitoring files (deploy/prometheus, deploy/grafana)"
+promtool check config deploy/prometheus/prometheus.yml
+promtool test rules deploy/prometheus/alerts.test.yml
+python3 deploy/grafana/make-dashboard.py --check
 
 say "== Rust tests"
 cargo test --workspace

@@ -12,6 +12,7 @@
 
 pub mod core;
 mod ids;
+pub mod quality;
 pub mod shell;
 pub mod stats;
 mod stun;

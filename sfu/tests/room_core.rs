@@ -445,3 +445,80 @@ fn what_arrives_from_each_site_is_reported_for_roll_call() {
     );
     assert_eq!(last(&sim, b), Some((true, false)), "b still speaks");
 }
+
+/// What the SFU measures of one client now.
+fn quality_of(sim: &mut Sim, i: usize) -> sfu::quality::EndpointQuality {
+    let id = sim.clients[i].id;
+    let now = sim.now;
+    sim.core
+        .quality(now, sfu::MeetingId(1))
+        .into_iter()
+        .find(|q| q.endpoint == id)
+        .expect("measured")
+}
+
+#[test]
+fn each_site_is_measured_both_ways() {
+    let mut sim = Sim::new();
+    let a = sim.join(1);
+    let b = sim.join(1);
+    sim.run_for(3 * SECOND);
+    assert!(all_connected(&sim));
+    // 5 % of what a sends to the SFU is lost on the way (its retransmissions too).
+    let (a_addr, sfu_addr) = (sim.clients[a].addr, sim.sfu_addr);
+    let mut state = 7;
+    sim.drop_rule = Some(Box::new(move |d| {
+        d.source == a_addr && d.destination == sfu_addr && sim::next_random(&mut state) % 100 < 5
+    }));
+    let (a0, b0) = (quality_of(&mut sim, a), quality_of(&mut sim, b));
+    sim.run_for(20 * SECOND);
+    let (a1, b1) = (quality_of(&mut sim, a), quality_of(&mut sim, b));
+
+    let period = |q1: &sfu::quality::EndpointQuality, q0: &sfu::quality::EndpointQuality| {
+        let video = q1.video_in[0]
+            .expect("video")
+            .since(&q0.video_in[0].expect("video"));
+        let audio = q1
+            .audio_in
+            .expect("audio")
+            .since(&q0.audio_in.expect("audio"));
+        (video, audio)
+    };
+    let (a_video, a_audio) = period(&a1, &a0);
+    let (b_video, b_audio) = period(&b1, &b0);
+
+    // a's uplink: about 5 % missing at first; video repaired by retransmission (what is still
+    // lost is the few whose retransmission was lost too), audio not (no NACK for Opus).
+    let before = a_video.loss_before_repair().expect("expected");
+    assert!(
+        (0.03..0.07).contains(&before),
+        "video missing at first {before}"
+    );
+    assert!(a_video.repaired > 0, "{a_video:?}");
+    let after = a_video.loss().expect("expected");
+    assert!(after < 0.01, "video lost after retransmission {after}");
+    let audio_loss = a_audio.loss().expect("expected");
+    assert!(
+        (0.03..0.07).contains(&audio_loss),
+        "audio lost {audio_loss}"
+    );
+    assert!(
+        a1.nacks_to > a0.nacks_to,
+        "the SFU asked a for retransmissions"
+    );
+    // b's uplink is clean.
+    assert_eq!((b_video.missing_at_first, b_video.lost), (0, 0));
+    assert_eq!((b_audio.missing_at_first, b_audio.lost), (0, 0));
+    assert_eq!(b1.nacks_to, b0.nacks_to);
+    // Frames flow at the publisher's rate without freezes on the clean link.
+    assert!(b_video.frames > 20 * 10, "{b_video:?}");
+    assert_eq!(b_video.freezes, 0);
+    // Both ways: what is sent to each, the RTT, the estimate, the layer each gets, the level.
+    for (q0, q1) in [(&a0, &a1), (&b0, &b1)] {
+        assert!(q1.sent_packets > q0.sent_packets && q1.sent_bytes > q0.sent_bytes);
+        assert!(q1.rtt.is_some(), "{q1:?}");
+        assert!(q1.estimate_bps.is_some());
+        assert_eq!(q1.layers_sent, vec![0]);
+        assert!(q1.audio_level.is_some());
+    }
+}

@@ -172,6 +172,17 @@ impl Db {
 
     /// The meetings a client can enter now (roll call open or in progress), oldest first.
     pub async fn meetings(&self) -> Result<Vec<MeetingInfo>, DbError> {
+        Ok(self
+            .open_meetings()
+            .await?
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect())
+    }
+
+    /// The meetings open now and their state as of now (`RollCall` or `InProgress`), oldest
+    /// first.
+    pub async fn open_meetings(&self) -> Result<Vec<(MeetingInfo, State)>, DbError> {
         let now = crate::clock::now();
         let rows = sqlx::query(
             "SELECT id, title, state, starts_at, ends_at, roll_call_minutes FROM meetings \
@@ -187,12 +198,13 @@ impl Db {
                 ends_at: r.try_get("ends_at")?,
                 roll_call: r.try_get::<i64, _>("roll_call_minutes")? * 60,
             };
-            let state = State::parse(&stored).unwrap_or(State::Ended);
-            if effective(state, times, now).is_open() {
-                open.push(MeetingInfo {
+            let state = effective(State::parse(&stored).unwrap_or(State::Ended), times, now);
+            if state.is_open() {
+                let info = MeetingInfo {
                     id: r.try_get("id")?,
                     title: r.try_get("title")?,
-                });
+                };
+                open.push((info, state));
             }
         }
         Ok(open)

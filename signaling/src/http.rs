@@ -248,6 +248,33 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
     }
+    // Per site: what the SFU measures of each endpoint of each live meeting.
+    let placed = state.hub.placed().await;
+    let meetings: std::collections::BTreeSet<i64> = placed.iter().map(|p| p.meeting).collect();
+    let mut measured = Vec::new();
+    for meeting in meetings {
+        measured.extend(state.sfu.quality(sfu::MeetingId(meeting)).await);
+    }
+    crate::quality::render(&mut body, &placed, &measured);
+    // Roll call of the open meetings, and the room terminals' health.
+    let mut open = Vec::new();
+    for (meeting, state_now) in state.db.open_meetings().await.unwrap_or_default() {
+        let Ok(setup) = crate::attendance::setup(&state.db, meeting.id).await else {
+            continue;
+        };
+        if setup.invited.is_empty() {
+            continue;
+        }
+        if let Some(roll_call) = state.hub.roll_call(meeting.id, setup).await {
+            open.push(crate::quality::OpenMeeting {
+                meeting: meeting.id,
+                in_progress: state_now == crate::lifecycle::State::InProgress,
+                roll_call,
+            });
+        }
+    }
+    crate::quality::render_roll_call(&mut body, &open);
+    crate::quality::render_terminals(&mut body, &state.hub.healths().await);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -85,6 +85,12 @@ enum HubMsg {
         site: i64,
         reply: oneshot::Sender<Option<(crate::protocol::HealthReport, Duration)>>,
     },
+    Placed {
+        reply: oneshot::Sender<Vec<crate::quality::Placed>>,
+    },
+    Healths {
+        reply: oneshot::Sender<Vec<(i64, crate::protocol::HealthReport, Duration)>>,
+    },
     SendCommand {
         site: i64,
         command: ServerMsg,
@@ -252,6 +258,24 @@ impl Hub {
         rx.await.ok()
     }
 
+    /// Every participant now: its meeting and site.
+    pub async fn placed(&self) -> Vec<crate::quality::Placed> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(HubMsg::Placed { reply }).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Every terminal's latest health report and its age.
+    pub async fn healths(&self) -> Vec<(i64, crate::protocol::HealthReport, Duration)> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(HubMsg::Healths { reply }).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
     /// Live counts.
     pub fn gauges(&self) -> &HubGauges {
         &self.gauges
@@ -318,6 +342,26 @@ impl HubState {
             HubMsg::Health { site, report } => {
                 self.health
                     .insert(site, (tokio::time::Instant::now(), *report));
+            }
+            HubMsg::Placed { reply } => {
+                let placed = self
+                    .participants
+                    .iter()
+                    .map(|(id, p)| crate::quality::Placed {
+                        meeting: p.meeting,
+                        endpoint: *id,
+                        site: p.who.site_id,
+                    })
+                    .collect();
+                let _ = reply.send(placed);
+            }
+            HubMsg::Healths { reply } => {
+                let all = self
+                    .health
+                    .iter()
+                    .map(|(site, (at, r))| (*site, r.clone(), at.elapsed()))
+                    .collect();
+                let _ = reply.send(all);
             }
             HubMsg::GetHealth { site, reply } => {
                 let latest = self

@@ -22,6 +22,7 @@ pub mod meetings;
 pub mod moderation;
 pub mod openapi;
 pub mod protocol;
+pub mod quality;
 pub mod sites;
 pub mod tls;
 mod ws;

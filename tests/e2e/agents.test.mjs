@@ -239,6 +239,33 @@ test('room agents join by themselves, are seen and heard, and come back after a 
     }, 500);
     t.diagnostic(`X002 health: ${JSON.stringify(health.report)}`);
 
+    // Prometheus series: what the SFU measures of each agent (both layers arriving, no loss on
+    // loopback, an RTT), roll call, and the terminals' health.
+    const series = (text, name) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+      return line === undefined ? null : Number(line.slice(name.length + 1));
+    };
+    const metrics = await waitFor('per-site series at /metrics', 15_000, async () => {
+      const r = await httpsGet(`${base}/metrics`);
+      const site = `meeting="${meeting.id}",site="${siteId('X002')}"`;
+      const m = {
+        layer1: series(r.body, `bridge_site_received_packets_total{${site},kind="video",layer="1"}`),
+        frames: series(r.body, `bridge_site_video_frames_total{${site},kind="video",layer="0"}`),
+        audio: series(r.body, `bridge_site_received_packets_total{${site},kind="audio"}`),
+        lost: series(r.body, `bridge_site_lost_packets_total{${site},kind="audio"}`),
+        rtt: series(r.body, `bridge_site_rtt_seconds{${site}}`),
+        sent: series(r.body, `bridge_site_sent_bytes_total{${site}}`),
+        presence: series(r.body, `bridge_site_presence{${site}}`),
+        started: series(r.body, `bridge_meeting_in_progress{meeting="${meeting.id}"}`),
+        running: series(r.body, `bridge_terminal_pipeline_running{site="${siteId('X002')}"}`),
+      };
+      return m.layer1 > 0 && m.frames > 0 && m.audio > 0 && m.rtt !== null && m.sent > 0 &&
+        m.presence === 2 && m.running === 1 ? m : null;
+    }, 1000);
+    t.diagnostic(`X002 at /metrics: ${JSON.stringify(metrics)}`);
+    assert.equal(metrics.lost, 0, 'nothing lost on loopback');
+    assert.equal(metrics.started, 0, 'the meeting is in roll call');
+
     // A camera that is there but does not work (a device node that is no camera): the agent
     // tries it, falls back to the test picture at once and says why in its health; the room
     // stays seen and heard. Gone again, the error is cleared.

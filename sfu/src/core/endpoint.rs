@@ -16,6 +16,7 @@ use super::forward::StreamRewriter;
 use super::keyframe::KeyframeThrottle;
 use super::layers::{Layer, LayerSelector, layer_for_height};
 use super::rate::RateMeter;
+use crate::quality::StreamMeter;
 use crate::{EndpointId, MeetingId};
 
 /// Where an endpoint is in the offer/answer exchange.
@@ -45,6 +46,9 @@ pub(crate) struct TrackIn {
     pub(crate) keyframes: Vec<KeyframeThrottle>,
     /// Per layer: incoming bitrate.
     pub(crate) rates: Vec<RateMeter>,
+    /// Per layer: loss, jitter, frames and freezes (made on the first packet, which gives the
+    /// clock rate).
+    pub(crate) meters: Vec<Option<StreamMeter>>,
     /// Counts the runs of packets the SFU chose not to forward (see `SeqRewriter`).
     pub(crate) skip_epoch: u32,
     /// Whether the last packet was not forwarded.
@@ -128,10 +132,17 @@ impl TrackIn {
             last_seen: vec![None; n],
             keyframes: vec![KeyframeThrottle::new(keyframe_interval); n],
             rates: vec![RateMeter::default(); n],
+            meters: vec![None; n],
             skip_epoch: 0,
             skipping: false,
             receivers: Vec::new(),
         }
+    }
+
+    /// A layer's quality meter, made for `clock_rate` on first use.
+    pub(crate) fn meter(&mut self, layer: Layer, clock_rate: u32) -> Option<&mut StreamMeter> {
+        let meter = self.meters.get_mut(usize::from(layer))?;
+        Some(meter.get_or_insert_with(|| StreamMeter::new(clock_rate)))
     }
 
     /// The layer index of an incoming stream's RID (0 without simulcast).
@@ -368,6 +379,70 @@ pub(crate) struct Endpoint {
     pub(crate) arriving: Arriving,
     /// Queued in the core's list of endpoints to drain (so it is queued once, in O(1)).
     pub(crate) dirty: bool,
+    /// What str0m's statistics and the forwarding path say of its link (see [`Measured`]).
+    pub(crate) measured: Measured,
+}
+
+/// A stream (mid, RID) and the last cumulative counters str0m gave for it.
+type Seen<const N: usize> = Vec<(StreamKey, [u64; N])>;
+type StreamKey = (Mid, Option<Rid>);
+
+/// Per endpoint, what is measured beyond its incoming streams' meters: str0m's per-stream
+/// counters turned into monotonic totals (streams come and go with slots), the latest
+/// round-trip time and loss its receiver reports give, its last audio level.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Measured {
+    /// Per outgoing stream, the last cumulative `[packets, bytes, nacks, plis, firs]` seen.
+    egress_seen: Seen<5>,
+    /// Per incoming stream, the last cumulative `[nacks, plis, firs]` sent.
+    ingress_seen: Seen<3>,
+    /// Sent to it: `[packets, bytes, nacks received, plis received, firs received]`.
+    pub(crate) egress: [u64; 5],
+    /// Asked of it: `[nacks, plis, firs]`.
+    pub(crate) ingress_requests: [u64; 3],
+    pub(crate) rtt: Option<Duration>,
+    /// Share of what the SFU sends it that its receiver reports say was lost, 0 to 1.
+    pub(crate) receiver_loss: Option<f32>,
+    /// Its last audio level, dBov (RFC 6464: 0 loudest, -127 silence).
+    pub(crate) audio_level: Option<i8>,
+}
+
+impl Measured {
+    /// Folds in one outgoing stream's cumulative counters.
+    pub(crate) fn egress_stats(&mut self, key: StreamKey, now: [u64; 5]) {
+        add_delta(&mut self.egress_seen, key, now, &mut self.egress);
+    }
+
+    /// Folds in one incoming stream's cumulative requests sent.
+    pub(crate) fn ingress_stats(&mut self, key: StreamKey, now: [u64; 3]) {
+        add_delta(&mut self.ingress_seen, key, now, &mut self.ingress_requests);
+    }
+}
+
+/// Adds to `totals` what `now` grew by since the last value seen for `key` (a stream that
+/// restarts its counters adds its new values).
+fn add_delta<const N: usize>(
+    seen: &mut Seen<N>,
+    key: StreamKey,
+    now: [u64; N],
+    totals: &mut [u64; N],
+) {
+    let last = match seen.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, last)) => last,
+        None => {
+            seen.push((key, [0; N]));
+            &mut seen.last_mut().expect("just pushed").1
+        }
+    };
+    for i in 0..N {
+        let grew = if now[i] >= last[i] {
+            now[i] - last[i]
+        } else {
+            now[i]
+        };
+        totals[i] += grew;
+    }
+    *last = now;
 }
 
 impl Endpoint {
@@ -395,6 +470,7 @@ impl Endpoint {
             connected: false,
             arriving: Arriving::default(),
             dirty: false,
+            measured: Measured::default(),
         }
     }
 

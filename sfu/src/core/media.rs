@@ -199,6 +199,20 @@ impl SfuCore {
         let Some(layer) = track_in.layer_of(rid) else {
             return;
         };
+        if let Some(meter) = track_in.meter(layer, clock_rate) {
+            let header = &packet.header;
+            let size = packet.payload.len();
+            meter.packet(
+                now,
+                header.sequence_number,
+                header.timestamp,
+                size,
+                is_video,
+            );
+        }
+        if !is_video && let Some(level) = packet.header.ext_vals.audio_level {
+            ep.measured.audio_level = Some(level);
+        }
         if let Some((audio, video_layers)) = ep.arriving.packet(now, is_video.then_some(layer)) {
             self.outputs.push_back(CoreOutput::Event(SfuEvent::Media {
                 endpoint: source,

@@ -28,6 +28,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
+use crate::quality::EndpointQuality;
 use crate::stats::CoreCounters;
 use crate::{EndpointId, MeetingId};
 use endpoint::Endpoint;
@@ -38,6 +39,9 @@ pub use meeting::{AudioMode, MediaPolicy};
 
 /// Video packets each receive slot keeps for retransmission.
 const VIDEO_SEND_BUFFER: usize = 400;
+/// How often str0m reports each endpoint's stream statistics (RTT, loss its receiver reports
+/// give, NACKs and PLIs): for quality monitoring, not for the forwarding decisions.
+const STATS_EVERY: Duration = Duration::from_secs(2);
 
 /// Settings of the core. The defaults suit a meeting-room network.
 #[derive(Debug, Clone)]
@@ -288,6 +292,62 @@ impl SfuCore {
         self.drain_dirty(now);
     }
 
+    /// What is measured of each endpoint of `meeting`, both ways (cumulative counters: rates
+    /// are differences of two calls).
+    pub fn quality(&mut self, now: Instant, meeting: MeetingId) -> Vec<EndpointQuality> {
+        let mut out: Vec<EndpointQuality> = self
+            .endpoints
+            .values_mut()
+            .filter(|ep| ep.meeting == meeting)
+            .map(|ep| {
+                let mut audio_in = None;
+                let mut video_in = Vec::new();
+                for track in &mut ep.tracks_in {
+                    let stats: Vec<_> = track
+                        .meters
+                        .iter_mut()
+                        .map(|m| m.as_mut().map(|m| m.stats(now)))
+                        .collect();
+                    match track.kind {
+                        MediaKind::Audio if audio_in.is_none() => {
+                            audio_in = stats.into_iter().next().flatten();
+                        }
+                        MediaKind::Video if video_in.is_empty() => video_in = stats,
+                        _ => {}
+                    }
+                }
+                let m = &ep.measured;
+                let [sent_packets, sent_bytes, nacks_from, plis_from, firs_from] = m.egress;
+                let [nacks_to, plis_to, firs_to] = m.ingress_requests;
+                EndpointQuality {
+                    endpoint: ep.id,
+                    audio_in,
+                    video_in,
+                    audio_level: m.audio_level,
+                    nacks_to,
+                    plis_to,
+                    firs_to,
+                    sent_packets,
+                    sent_bytes,
+                    nacks_from,
+                    plis_from,
+                    firs_from,
+                    rtt: m.rtt,
+                    receiver_loss: m.receiver_loss,
+                    estimate_bps: ep.estimate,
+                    layers_sent: ep
+                        .slots
+                        .iter()
+                        .filter(|s| s.kind == MediaKind::Video && s.source.is_some())
+                        .filter_map(|s| s.layers.current())
+                        .collect(),
+                }
+            })
+            .collect();
+        out.sort_by_key(|q| q.endpoint);
+        out
+    }
+
     /// The policy signaling set for a meeting, if it set one.
     pub fn media_policy(&self, meeting: MeetingId) -> Option<MediaPolicy> {
         self.meetings
@@ -332,6 +392,7 @@ impl SfuCore {
             // retransmission can still be useful for. str0m's default (1,000) costs over 1 MB a
             // slot once full, which a 213-site meeting multiplies.
             .set_send_buffer_video(VIDEO_SEND_BUFFER)
+            .set_stats_interval(Some(STATS_EVERY))
             .build(now);
         for addr in &self.config.candidate_addrs {
             let candidate = Candidate::host(*addr, "udp")
@@ -737,6 +798,37 @@ impl SfuCore {
                 self.publish(id, m.mid, m.kind, layers);
             }
             Event::RtpPacket(packet) => self.forward(now, id, packet),
+            Event::MediaEgressStats(stats) => {
+                if let Some(ep) = self.endpoints.get_mut(&id) {
+                    let counts = [
+                        stats.packets,
+                        stats.bytes,
+                        stats.nacks,
+                        stats.plis,
+                        stats.firs,
+                    ];
+                    ep.measured.egress_stats((stats.mid, stats.rid), counts);
+                    if stats.loss.is_some() {
+                        ep.measured.receiver_loss = stats.loss;
+                    }
+                    ep.measured.rtt = stats.rtt.or(ep.measured.rtt);
+                }
+            }
+            Event::MediaIngressStats(stats) => {
+                if let Some(ep) = self.endpoints.get_mut(&id) {
+                    let requests = [stats.nacks, stats.plis, stats.firs];
+                    ep.measured.ingress_stats((stats.mid, stats.rid), requests);
+                    ep.measured.rtt = stats.rtt.or(ep.measured.rtt);
+                }
+            }
+            Event::PeerStats(stats) => {
+                if let Some(ep) = self.endpoints.get_mut(&id) {
+                    ep.measured.rtt = stats.rtt.or(ep.measured.rtt);
+                    if stats.egress_loss_fraction.is_some() {
+                        ep.measured.receiver_loss = stats.egress_loss_fraction;
+                    }
+                }
+            }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 if let Some(ep) = self.endpoints.get_mut(&id) {
                     ep.estimate = Some(estimate.as_u64());

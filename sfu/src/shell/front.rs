@@ -144,7 +144,9 @@ fn dispatch(routes: &mut Routes, command: Command, send: &impl Fn(MeetingId, Sha
             send(*meeting, ShardMsg::Command(command));
             return;
         }
-        Command::SetMediaPolicy { meeting, .. } | Command::MediaPolicy { meeting, .. } => {
+        Command::SetMediaPolicy { meeting, .. }
+        | Command::MediaPolicy { meeting, .. }
+        | Command::Quality { meeting, .. } => {
             send(*meeting, ShardMsg::Command(command));
             return;
         }

@@ -18,6 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{MediaPolicy, SfuConfig, SfuError, SfuEvent};
+use crate::quality::EndpointQuality;
 use crate::stats::SfuStats;
 use crate::{EndpointId, MeetingId};
 
@@ -60,6 +61,10 @@ pub(crate) enum Command {
     MediaPolicy {
         meeting: MeetingId,
         reply: oneshot::Sender<Option<MediaPolicy>>,
+    },
+    Quality {
+        meeting: MeetingId,
+        reply: oneshot::Sender<Vec<EndpointQuality>>,
     },
     /// Makes a room panic, to test that only that room closes.
     #[cfg(test)]
@@ -140,6 +145,20 @@ impl SfuHandle {
             .await
             .ok()?;
         rx.await.ok().flatten()
+    }
+
+    /// What is measured of each endpoint of a meeting (see [`SfuCore::quality`]); empty when
+    /// the meeting has no media.
+    pub async fn quality(&self, meeting: MeetingId) -> Vec<EndpointQuality> {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .send(Command::Quality { meeting, reply })
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// See [`SfuCore::set_media_policy`].

@@ -206,6 +206,10 @@ impl Shard {
                     .and_then(|room| room.media_policy(meeting));
                 let _ = reply.send(policy);
             }
+            Command::Quality { meeting, reply } => {
+                let quality = self.in_room(meeting, |room| room.quality(now, meeting));
+                let _ = reply.send(quality.unwrap_or_default());
+            }
             #[cfg(test)]
             Command::Explode { meeting } => {
                 self.in_room(meeting, |_| panic!("test: a room fails"));
