@@ -158,7 +158,7 @@ fn rfc3339(t: Option<i64>) -> String {
 }
 
 /// Quotes a CSV field when it needs it (RFC 4180).
-fn csv_field(text: &str) -> String {
+pub(crate) fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
@@ -166,7 +166,7 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-fn unknown(id: i64) -> ApiError {
+pub(crate) fn unknown(id: i64) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "unknown_meeting",

@@ -80,6 +80,11 @@ pub struct Config {
     /// moderation API is off. Interim: accounts and roles replace it.
     #[arg(long, env = "BRIDGE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// Test hooks for end-to-end tests: `POST /api/test/loss` drops a share of a site's
+    /// incoming media at the SFU, as a lossy link would. Never in production.
+    #[arg(long, hide = true)]
+    pub test_hooks: bool,
 }
 
 /// The password of `admin` in [`Config::for_test`].
@@ -133,6 +138,7 @@ impl Config {
             admin_token: None,
             database_url: None,
             admin_password: Some(TEST_ADMIN_PASSWORD.into()),
+            test_hooks: false,
         }
     }
 }

@@ -36,6 +36,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "live",
         include_str!("../migrations/sqlite/0003_live.sql"),
     ),
+    (
+        4,
+        "quality",
+        include_str!("../migrations/sqlite/0004_quality.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema migrations: the same versions, tables and columns as [`SQLITE`].
@@ -54,6 +59,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         3,
         "live",
         include_str!("../migrations/postgres/0003_live.sql"),
+    ),
+    (
+        4,
+        "quality",
+        include_str!("../migrations/postgres/0004_quality.sql"),
     ),
 ];
 

@@ -55,6 +55,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/meetings/{id}/calendar.ics", get(meetings::calendar))
         .route("/api/meetings/{id}/attendance.csv", get(attendance::csv))
         .route("/api/meetings/{id}/roll-call", get(attendance::roll_call))
+        .route("/api/meetings/{id}/quality", get(crate::reports::quality))
+        .route(
+            "/api/meetings/{id}/quality.csv",
+            get(crate::reports::quality_csv),
+        )
+        .route("/api/test/loss", post(crate::reports::test_loss))
         .route(
             "/api/meetings/{id}/policy",
             post(crate::moderation::set_policy),

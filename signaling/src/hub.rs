@@ -91,6 +91,11 @@ enum HubMsg {
     Healths {
         reply: oneshot::Sender<Vec<(i64, crate::protocol::HealthReport, Duration)>>,
     },
+    /// A quality message for those of a meeting who see roll call.
+    ToViewers {
+        meeting: i64,
+        msg: ServerMsg,
+    },
     SendCommand {
         site: i64,
         command: ServerMsg,
@@ -267,6 +272,11 @@ impl Hub {
         rx.await.unwrap_or_default()
     }
 
+    /// Sends `msg` to those in `meeting` who see roll call (chair, administrators, technicians).
+    pub fn to_viewers(&self, meeting: i64, msg: ServerMsg) {
+        let _ = self.tx.send(HubMsg::ToViewers { meeting, msg });
+    }
+
     /// Every terminal's latest health report and its age.
     pub async fn healths(&self) -> Vec<(i64, crate::protocol::HealthReport, Duration)> {
         let (reply, rx) = oneshot::channel();
@@ -354,6 +364,20 @@ impl HubState {
                     })
                     .collect();
                 let _ = reply.send(placed);
+            }
+            HubMsg::ToViewers { meeting, msg } => {
+                let viewers: Vec<u64> = match self.live.get(&meeting) {
+                    Some(live) => self
+                        .participants
+                        .iter()
+                        .filter(|(_, p)| p.meeting == meeting && live.sees_roll_call(&p.who))
+                        .map(|(id, _)| *id)
+                        .collect(),
+                    None => Vec::new(),
+                };
+                for id in viewers {
+                    self.send_to(id, msg.clone()).await;
+                }
             }
             HubMsg::Healths { reply } => {
                 let all = self

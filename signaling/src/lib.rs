@@ -20,11 +20,14 @@ pub mod lifecycle;
 pub mod live;
 pub mod meetings;
 pub mod moderation;
+pub mod monitor;
 pub mod openapi;
 pub mod protocol;
 pub mod quality;
+pub mod reports;
 pub mod sites;
 pub mod tls;
+pub mod watch;
 mod ws;
 
 use std::path::PathBuf;
@@ -52,6 +55,10 @@ pub struct AppState {
     pub web_root: PathBuf,
     /// The moderation API's bearer token, if it is on.
     pub admin_token: Option<Arc<str>>,
+    /// Each site's quality in the live meetings (fed by [`watch`]).
+    pub monitor: Arc<std::sync::Mutex<monitor::Monitor>>,
+    /// The test hooks are on (`--test-hooks`).
+    pub test_hooks: bool,
 }
 
 /// Errors while starting.
@@ -118,7 +125,7 @@ pub async fn start(config: &Config) -> Result<AppState, StartError> {
             source,
         })?;
     let hub = Hub::spawn(db.clone(), sfu.clone(), events);
-    Ok(AppState {
+    let state = AppState {
         db,
         hub,
         sfu,
@@ -129,5 +136,9 @@ pub async fn start(config: &Config) -> Result<AppState, StartError> {
             .as_deref()
             .filter(|t| !t.is_empty())
             .map(Arc::from),
-    })
+        monitor: Arc::default(),
+        test_hooks: config.test_hooks,
+    };
+    watch::spawn(state.clone());
+    Ok(state)
 }

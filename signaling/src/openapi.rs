@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::{attendance, audit, auth, http, meetings, moderation, sites};
+use crate::{attendance, audit, auth, http, meetings, moderation, reports, sites};
 
 /// The API's description.
 #[derive(OpenApi)]
@@ -41,6 +41,8 @@ use crate::{attendance, audit, auth, http, meetings, moderation, sites};
         meetings::calendar,
         attendance::csv,
         attendance::roll_call,
+        reports::quality,
+        reports::quality_csv,
         moderation::set_policy,
         audit::list,
     ),

@@ -358,6 +358,16 @@ impl ClientMsg {
     }
 }
 
+/// One site's latest quality sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SiteSample {
+    /// The site.
+    pub site: i64,
+    /// Its figures over the last period.
+    #[serde(flatten)]
+    pub sample: crate::monitor::Sample,
+}
+
 /// A participant as others see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantInfo {
@@ -430,7 +440,7 @@ pub enum TerminalCommand {
 }
 
 /// A message to a client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// The join succeeded.
@@ -495,6 +505,15 @@ pub enum ServerMsg {
     RollCall {
         /// The invited sites.
         sites: Vec<crate::live::RollCallEntry>,
+    },
+    /// Stream quality of the meeting's sites, every few seconds (to the chair, administrators
+    /// and technicians in the meeting): each sampled site's latest figures and grade, and the
+    /// alerts that fired or stopped since the last message.
+    Quality {
+        /// Per site.
+        sites: Vec<SiteSample>,
+        /// Alerts that changed.
+        alerts: Vec<crate::monitor::Alert>,
     },
     /// A technician's command to a room terminal.
     Command {

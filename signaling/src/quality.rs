@@ -17,7 +17,7 @@ use crate::live::{Presence, RollCallEntry};
 use crate::protocol::HealthReport;
 
 /// The most simulcast layers a series is labelled with.
-const MAX_LAYERS: usize = 3;
+pub const MAX_LAYERS: usize = 3;
 
 /// An endpoint of a live meeting and the site it takes part for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,27 +30,41 @@ pub struct Placed {
     pub site: Option<i64>,
 }
 
-/// One site's figures in one meeting, its endpoints added up.
+/// One site's figures in one meeting, its endpoints added up (cumulative counters).
 #[derive(Debug, Default, Clone, PartialEq)]
-struct SiteFigures {
-    endpoints: u64,
-    audio: StreamStats,
-    video: [StreamStats; MAX_LAYERS],
-    /// Largest jitter among its streams, by kind.
-    audio_jitter: f64,
-    video_jitter: f64,
-    audio_level: Option<i8>,
-    nacks_to: u64,
-    plis_to: u64,
-    nacks_from: u64,
-    plis_from: u64,
-    sent_packets: u64,
-    sent_bytes: u64,
-    rtt: Option<f64>,
-    receiver_loss: Option<f32>,
-    estimate_bps: Option<u64>,
+pub struct SiteFigures {
+    /// Its endpoints.
+    pub endpoints: u64,
+    /// What arrives of its audio.
+    pub audio: StreamStats,
+    /// What arrives of its video, per simulcast layer.
+    pub video: [StreamStats; MAX_LAYERS],
+    /// Largest jitter among its audio streams, seconds.
+    pub audio_jitter: f64,
+    /// Largest jitter among its video streams, seconds.
+    pub video_jitter: f64,
+    /// Its last audio level, dBov.
+    pub audio_level: Option<i8>,
+    /// Retransmissions asked of it.
+    pub nacks_to: u64,
+    /// Keyframes asked of it.
+    pub plis_to: u64,
+    /// Retransmissions it asked for.
+    pub nacks_from: u64,
+    /// Keyframes it asked for.
+    pub plis_from: u64,
+    /// Packets sent to it.
+    pub sent_packets: u64,
+    /// Bytes sent to it.
+    pub sent_bytes: u64,
+    /// The longest round trip among its endpoints, seconds.
+    pub rtt: Option<f64>,
+    /// The worst loss its receivers report, 0 to 1.
+    pub receiver_loss: Option<f32>,
+    /// The smallest bandwidth estimate towards its endpoints, bits per second.
+    pub estimate_bps: Option<u64>,
     /// Video slots it receives, per layer forwarded.
-    slots_at: [u64; MAX_LAYERS],
+    pub slots_at: [u64; MAX_LAYERS],
 }
 
 fn add(total: &mut StreamStats, s: &StreamStats) {
@@ -73,7 +87,10 @@ fn max_f(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 /// Adds up the endpoints' figures per (meeting, site).
-fn per_site(placed: &[Placed], quality: &[EndpointQuality]) -> BTreeMap<(i64, i64), SiteFigures> {
+pub fn per_site(
+    placed: &[Placed],
+    quality: &[EndpointQuality],
+) -> BTreeMap<(i64, i64), SiteFigures> {
     let mut sites: BTreeMap<(i64, i64), SiteFigures> = BTreeMap::new();
     for q in quality {
         let Some(p) = placed.iter().find(|p| p.endpoint == q.endpoint.0) else {

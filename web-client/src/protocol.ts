@@ -19,6 +19,35 @@ export interface FloorState {
   locked: boolean;
 }
 
+/** A site over the last sampling period (signaling/src/monitor.rs). */
+export interface SiteSample {
+  site: number;
+  /** End of the period, Unix seconds. */
+  at: number;
+  /** Share of what the site sent missing before retransmission, 0 to 1. */
+  loss: number;
+  loss_after: number;
+  rtt_ms: number | null;
+  jitter_ms: number;
+  kbps_in: number;
+  kbps_out: number;
+  /** Frames per second of its video; null without video. */
+  fps: number | null;
+  freezes: number;
+  estimate_kbps: number | null;
+  grade: 'good' | 'fair' | 'poor';
+}
+
+/** An alert that fired (firing) or stopped. */
+export interface Alert {
+  kind: 'offline' | 'loss' | 'no_video' | 'cpu';
+  meeting: number;
+  site: number;
+  /** When the condition began, Unix seconds. */
+  since: number;
+  firing: boolean;
+}
+
 /** One invited site in roll call. */
 export interface RollCallEntry {
   site: number;
@@ -75,6 +104,7 @@ export type ServerMsg =
   | { type: 'slots'; slots: SlotInfo[] }
   | ({ type: 'floor' } & FloorState)
   | { type: 'roll_call'; sites: RollCallEntry[] }
+  | { type: 'quality'; sites: SiteSample[]; alerts: Alert[] }
   | { type: 'error'; code: string; message: string };
 
 /** Serializes a client message with the version field. */

@@ -7,11 +7,13 @@
 
 import { decode, encode } from './protocol';
 import type {
+  Alert,
   ClientMsg,
   FloorState,
   MeetingInfo,
   RollCallEntry,
   ServerMsg,
+  SiteSample,
   SlotInfo,
   ViewTile,
 } from './protocol';
@@ -52,6 +54,8 @@ export interface BridgeDebug {
   readonly slots: Map<string, SlotInfo>;
   readonly floor: FloorState | null;
   readonly rollCall: RollCallEntry[];
+  readonly quality: Map<number, SiteSample>;
+  readonly alerts: Map<string, Alert>;
 }
 
 declare global {
@@ -73,6 +77,10 @@ export class Session implements BridgeDebug {
   floor: FloorState | null = null;
   /** Roll call, for the chair and technicians. */
   rollCall: RollCallEntry[] = [];
+  /** Each site's latest quality sample (chair and technicians). */
+  readonly quality = new Map<number, SiteSample>();
+  /** Alerts firing, by `kind:site`. */
+  readonly alerts = new Map<string, Alert>();
   /** Remote tracks by the mid of their transceiver. */
   private readonly slotTracks = new Map<string, MediaStreamTrack>();
   /** Audio slots already handed to the page. */
@@ -182,6 +190,14 @@ export class Session implements BridgeDebug {
         break;
       case 'roll_call':
         this.rollCall = msg.sites;
+        break;
+      case 'quality':
+        for (const sample of msg.sites) this.quality.set(sample.site, sample);
+        for (const alert of msg.alerts) {
+          const key = `${alert.kind}:${alert.site}`;
+          if (alert.firing) this.alerts.set(key, alert);
+          else this.alerts.delete(key);
+        }
         break;
       case 'error':
         this.on.serverError(msg.code, msg.message);

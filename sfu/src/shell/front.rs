@@ -44,6 +44,8 @@ struct Routes {
     endpoint_meeting: HashMap<EndpointId, MeetingId>,
     by_ufrag: HashMap<String, Route>,
     by_addr: HashMap<SocketAddr, Route>,
+    /// Test hook: endpoints whose incoming RTP is partly dropped (see [`Impairment`]).
+    impaired: HashMap<EndpointId, Impairment>,
 }
 
 impl Routes {
@@ -51,7 +53,35 @@ impl Routes {
         self.endpoint_meeting.remove(&endpoint);
         self.by_ufrag.retain(|_, r| r.endpoint != endpoint);
         self.by_addr.retain(|_, r| r.endpoint != endpoint);
+        self.impaired.remove(&endpoint);
     }
+}
+
+/// A test hook: drops a share of an endpoint's incoming RTP as if its link lost it (STUN,
+/// DTLS and RTCP pass, so the connection stays up). Deterministic: an error-diffusion counter,
+/// not a random draw, so that exactly `percent` of the packets go.
+#[derive(Debug, Clone, Copy)]
+struct Impairment {
+    percent: u8,
+    owed: u32,
+}
+
+impl Impairment {
+    /// Whether this packet is dropped.
+    fn drop_next(&mut self) -> bool {
+        self.owed += u32::from(self.percent);
+        if self.owed >= 100 {
+            self.owed -= 100;
+            return true;
+        }
+        false
+    }
+}
+
+/// Whether a datagram is RTP (not RTCP, STUN or DTLS): version 2, and a payload type outside
+/// RTCP's 192–223 (RFC 5761).
+fn is_rtp(datagram: &[u8]) -> bool {
+    datagram.len() >= 12 && datagram[0] >> 6 == 2 && !(192..=223).contains(&datagram[1])
 }
 
 fn shard_of(meeting: MeetingId, shards: usize) -> usize {
@@ -125,6 +155,12 @@ fn route(
             r
         }
     };
+    if let Some(impairment) = routes.impaired.get_mut(&route.endpoint)
+        && is_rtp(&datagram)
+        && impairment.drop_next()
+    {
+        return;
+    }
     send(
         route.meeting,
         ShardMsg::Datagram {
@@ -155,6 +191,17 @@ fn dispatch(routes: &mut Routes, command: Command, send: &impl Fn(MeetingId, Sha
             send(*meeting, ShardMsg::Command(command));
             return;
         }
+        Command::Impair { endpoint, percent } => {
+            if *percent == 0 {
+                routes.impaired.remove(endpoint);
+            } else if routes.endpoint_meeting.contains_key(endpoint) {
+                let percent = (*percent).min(100);
+                routes
+                    .impaired
+                    .insert(*endpoint, Impairment { percent, owed: 0 });
+            }
+            return;
+        }
         Command::Answer { endpoint, .. }
         | Command::Candidate { endpoint, .. }
         | Command::SetView { endpoint, .. }
@@ -171,5 +218,42 @@ fn dispatch(routes: &mut Routes, command: Command, send: &impl Fn(MeetingId, Sha
             // Leaving is idempotent.
             _ => {}
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_impairment_drops_exactly_its_share() {
+        let mut i = Impairment {
+            percent: 7,
+            owed: 0,
+        };
+        let dropped = (0..1000).filter(|_| i.drop_next()).count();
+        assert_eq!(dropped, 70);
+        let mut all = Impairment {
+            percent: 100,
+            owed: 0,
+        };
+        assert!((0..10).all(|_| all.drop_next()));
+    }
+
+    #[test]
+    fn only_rtp_is_impaired() {
+        let mut rtp = [0u8; 20];
+        rtp[0] = 0x80;
+        rtp[1] = 96;
+        assert!(is_rtp(&rtp));
+        let mut rtcp = rtp;
+        rtcp[1] = 200;
+        assert!(!is_rtp(&rtcp));
+        // STUN (first two bits 0) and DTLS (first byte 20 to 63).
+        assert!(!is_rtp(&[
+            0x00, 0x01, 0, 0, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0
+        ]));
+        assert!(!is_rtp(&[22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+        assert!(!is_rtp(&[0x80]));
     }
 }

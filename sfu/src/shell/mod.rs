@@ -66,6 +66,10 @@ pub(crate) enum Command {
         meeting: MeetingId,
         reply: oneshot::Sender<Vec<EndpointQuality>>,
     },
+    Impair {
+        endpoint: EndpointId,
+        percent: u8,
+    },
     /// Makes a room panic, to test that only that room closes.
     #[cfg(test)]
     Explode {
@@ -159,6 +163,13 @@ impl SfuHandle {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// Test hook: drops `percent` of the RTP arriving from `endpoint` as if its link lost it
+    /// (0 stops). For end-to-end tests of monitoring and alerts; the bridge offers it only
+    /// when started with `--test-hooks`.
+    pub async fn impair(&self, endpoint: EndpointId, percent: u8) {
+        let _ = self.send(Command::Impair { endpoint, percent }).await;
     }
 
     /// See [`SfuCore::set_media_policy`].

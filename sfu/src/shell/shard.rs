@@ -206,6 +206,8 @@ impl Shard {
                     .and_then(|room| room.media_policy(meeting));
                 let _ = reply.send(policy);
             }
+            // The front applies it; it never reaches a shard.
+            Command::Impair { .. } => {}
             Command::Quality { meeting, reply } => {
                 let quality = self.in_room(meeting, |room| room.quality(now, meeting));
                 let _ = reply.send(quality.unwrap_or_default());

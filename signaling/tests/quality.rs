@@ -1,0 +1,168 @@
+//! Meeting quality over the API, on SQLite and on PostgreSQL: the stored report (a restarted
+//! bridge adds to what the previous run stored), its CSV, who may read it, and the live view's
+//! shape. (The figures themselves come from real media: `tests/e2e/`.)
+
+mod support;
+
+use serde_json::json;
+use signaling::monitor::Totals;
+use signaling::reports;
+use support::{admin, databases, get, login, post, start};
+
+const SITES: &str = "code,name,level,parent_code,terminal_id\n\
+                     T01,Tỉnh,province,,\n\
+                     H01,Huyện Một,district,T01,\n\
+                     X001,\"Xã \"\"Một\"\", A\",commune,H01,rt-x001\n\
+                     X002,Xã Hai,commune,H01,rt-x002\n";
+
+#[tokio::test]
+async fn quality_reports_are_stored_added_to_and_exported() {
+    for (backend, url) in databases("quality").await {
+        let server = start(&format!("quality-{backend}"), url).await;
+        let admin = admin(&server).await;
+        let r = support::request(
+            &server,
+            "POST",
+            "/api/sites/import",
+            Some(&admin),
+            "text/csv",
+            SITES.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let sites = get(&server, "/api/sites", Some(&admin)).await.json();
+        let id_of = |code: &str| {
+            sites
+                .as_array()
+                .expect("sites")
+                .iter()
+                .find(|s| s["code"] == code)
+                .and_then(|s| s["id"].as_i64())
+                .expect("site")
+        };
+        let (x1, x2) = (id_of("X001"), id_of("X002"));
+        let now = signaling::clock::now();
+        let at = |t: i64| {
+            time::OffsetDateTime::from_unix_timestamp(t)
+                .expect("time")
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("format")
+        };
+        let meeting = post(
+            &server,
+            "/api/meetings",
+            Some(&admin),
+            &json!({"title": "Giao ban", "starts_at": at(now + 600), "ends_at": at(now + 4200),
+                    "invite": {"kind": "all"}}),
+        )
+        .await;
+        assert_eq!(meeting.status, 201, "{}", meeting.body);
+        let id = meeting.json()["id"].as_i64().expect("id");
+
+        // Nothing measured yet: an empty report, the live view empty.
+        let q = get(
+            &server,
+            &format!("/api/meetings/{id}/quality"),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(q.status, 200, "{}", q.body);
+        assert_eq!(q.json()["report"], json!([]));
+        assert_eq!(q.json()["alerts"], json!([]));
+
+        // One run stored X001's first half hour; a restarted bridge adds its own.
+        let db = &server.state.db;
+        let first = Totals {
+            connected_seconds: 1800.0,
+            expected: 100_000,
+            missing: 1_000,
+            lost: 50,
+            worst_loss: 0.04,
+            rtt_sum_ms: 4_000.0,
+            rtt_samples: 100,
+            worst_rtt_ms: 90.0,
+            kilobits_in: 1_800_000.0,
+            lowest_kbps_in: Some(400.0),
+            freezes: 2,
+        };
+        reports::save(db, id, x1, &first, now).await.expect("save");
+        let stored = reports::load(db, id, x1).await.expect("load").expect("row");
+        assert_eq!(stored, first);
+        let second = Totals {
+            connected_seconds: 600.0,
+            expected: 40_000,
+            missing: 3_000,
+            worst_loss: 0.12,
+            lowest_kbps_in: Some(250.0),
+            ..first
+        };
+        let merged = reports::merge(&stored, &second);
+        reports::save(db, id, x1, &merged, now + 60)
+            .await
+            .expect("save again");
+        reports::save(db, id, x2, &Totals::default(), now)
+            .await
+            .expect("save X002");
+
+        let q = get(
+            &server,
+            &format!("/api/meetings/{id}/quality"),
+            Some(&admin),
+        )
+        .await;
+        let report = q.json()["report"].clone();
+        assert_eq!(report.as_array().expect("lines").len(), 2);
+        let x001 = &report[0];
+        assert_eq!(x001["code"], "X001");
+        assert_eq!(x001["connected_seconds"], 2400.0);
+        assert_eq!(x001["loss"], 4_000.0 / 140_000.0);
+        let worst = x001["worst_loss"].as_f64().expect("worst");
+        assert!((worst - 0.12).abs() < 1e-6, "{worst}");
+        assert_eq!(x001["lowest_kbps_in"], 250.0);
+        assert_eq!(x001["freezes"], 4);
+        assert_eq!(report[1]["loss"], json!(null), "nothing expected, no ratio");
+
+        let csv = get(
+            &server,
+            &format!("/api/meetings/{id}/quality.csv"),
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(csv.status, 200);
+        assert!(
+            csv.content_type.starts_with("text/csv"),
+            "{}",
+            csv.content_type
+        );
+        let lines: Vec<&str> = csv.body.lines().collect();
+        assert_eq!(lines.len(), 3, "{}", csv.body);
+        assert!(lines[0].starts_with("site_code,site_name,connected_seconds,loss_percent"));
+        assert!(
+            lines[1].starts_with("X001,\"Xã \"\"Một\"\", A\",2400,2.86,12.00,"),
+            "{}",
+            lines[1]
+        );
+
+        // Participants may not read it; unknown meetings are 404.
+        let r = post(
+            &server,
+            "/api/people",
+            Some(&admin),
+            &json!({"username": "nguoi.du", "display_name": "Người dự", "role": "participant",
+                    "password": "mật-khẩu-dài"}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let participant = login(&server, "nguoi.du", "mật-khẩu-dài").await;
+        for path in [
+            format!("/api/meetings/{id}/quality"),
+            format!("/api/meetings/{id}/quality.csv"),
+        ] {
+            assert_eq!(get(&server, &path, Some(&participant)).await.status, 403);
+            assert_eq!(get(&server, &path, None).await.status, 401);
+        }
+        let r = get(&server, "/api/meetings/999999/quality", Some(&admin)).await;
+        assert_eq!(r.status, 404);
+        assert_eq!(r.code(), "unknown_meeting");
+    }
+}
