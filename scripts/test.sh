@@ -36,6 +36,9 @@ promtool check config deploy/prometheus/prometheus.yml
 promtool test rules deploy/prometheus/alerts.test.yml
 python3 deploy/grafana/make-dashboard.py --check
 
+say "== web client unit tests (Vitest)"
+npm run --silent test -w web-client
+
 say "== Rust tests"
 cargo test --workspace
 

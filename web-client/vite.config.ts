@@ -1,11 +1,18 @@
 import { defineConfig } from 'vite';
 
 // Static files only: the bridge serves dist/ itself (--web-root), so asset URLs stay relative.
+// Two pages: the meeting (index.html) and the technicians' dashboard (dashboard.html).
 export default defineConfig({
   base: './',
   build: {
     outDir: 'dist',
     emptyOutDir: true,
     target: 'es2022',
+    rollupOptions: {
+      input: {
+        main: new URL('./index.html', import.meta.url).pathname,
+        dashboard: new URL('./dashboard.html', import.meta.url).pathname,
+      },
+    },
   },
 });

@@ -95,6 +95,8 @@ pub struct Call {
     bitrates: Vec<Option<u32>>,
     /// The last bandwidth estimate reported, bits per second.
     estimate: u64,
+    /// Keeps media time going forward when the pipeline is rebuilt (its clock starts at 0).
+    timeline: Timeline,
     /// When the estimator was last told what the layers want, and the token raise that makes
     /// it probe again (str0m probes when the desired rate rises, not when it is repeated).
     wanted_at: Option<Instant>,
@@ -142,6 +144,7 @@ impl Call {
             max_bps: max_kbps.map(|k| u64::from(k) * 1000),
             bitrates: layers.iter().map(|l| Some(l.kbps * 1000)).collect(),
             estimate: INITIAL_ESTIMATE,
+            timeline: Timeline::default(),
             wanted_at: None,
             probe_nudge: 0,
             sent_bytes: 0,
@@ -234,6 +237,7 @@ impl Call {
         if let Some(level) = level {
             writer = writer.audio_level(level, level > -50);
         }
+        let pts = self.timeline.media_time(pts);
         let time = MediaTime::from_micros(pts.as_micros() as u64).rebase(clock);
         if let Err(e) = writer.write(pt, now, time, data) {
             tracing::debug!(error = %e, "frame not sent");
@@ -377,6 +381,31 @@ impl Call {
     }
 }
 
+/// Media time for the RTP timestamps: the pipeline's timestamps, shifted so that they keep
+/// going forward when a rebuilt pipeline starts its clock at 0 again (a receiver's jitter
+/// buffer takes a stream whose timestamps jump back for a very late one, and drops it).
+#[derive(Debug, Default, Clone, Copy)]
+struct Timeline {
+    offset: Duration,
+    latest: Duration,
+}
+
+/// A jump back larger than this is a new pipeline, not audio and video interleaving.
+const NEW_PIPELINE_JUMP: Duration = Duration::from_millis(500);
+
+impl Timeline {
+    fn media_time(&mut self, pts: Duration) -> Duration {
+        let mut t = pts + self.offset;
+        if t + NEW_PIPELINE_JUMP < self.latest {
+            // Go on a frame after the latest time written.
+            self.offset = self.latest + Duration::from_millis(40) - pts;
+            t = pts + self.offset;
+        }
+        self.latest = self.latest.max(t);
+        t
+    }
+}
+
 /// What the layers send at most, bits per second: their configured rates, within the ceiling.
 fn desired_video(layers: &[Layer], max_bps: Option<u64>) -> u64 {
     let all: u64 = layers.iter().map(|l| u64::from(l.kbps) * 1000).sum();
@@ -497,6 +526,24 @@ mod tests {
         assert_eq!(
             share(&three, 300_000, None, &on),
             vec![Some(150_000), None, None]
+        );
+    }
+
+    #[test]
+    fn media_time_keeps_going_forward_across_a_new_pipeline() {
+        let ms = Duration::from_millis;
+        let mut t = Timeline::default();
+        // Audio and video interleave a little: no shift.
+        assert_eq!(t.media_time(ms(0)), ms(0));
+        assert_eq!(t.media_time(ms(5000)), ms(5000));
+        assert_eq!(t.media_time(ms(4980)), ms(4980));
+        // The pipeline is rebuilt: its clock starts again.
+        assert_eq!(t.media_time(ms(10)), ms(5040));
+        assert_eq!(t.media_time(ms(50)), ms(5080));
+        assert_eq!(
+            t.media_time(ms(30)),
+            ms(5060),
+            "the other kind of the new pipeline"
         );
     }
 

@@ -61,6 +61,9 @@ pub fn router(state: AppState) -> Router {
             get(crate::reports::quality_csv),
         )
         .route("/api/test/loss", post(crate::reports::test_loss))
+        .route("/api/stats", get(crate::stats::stats))
+        .route("/api/stats.csv", get(crate::stats::stats_csv))
+        .route("/api/stats.html", get(crate::stats::stats_page))
         .route(
             "/api/meetings/{id}/policy",
             post(crate::moderation::set_policy),

@@ -96,6 +96,11 @@ enum HubMsg {
         meeting: i64,
         msg: ServerMsg,
     },
+    /// A dashboard session follows a meeting (`None`: stops).
+    Watch {
+        key: u64,
+        watch: Option<(i64, mpsc::Sender<ServerMsg>)>,
+    },
     SendCommand {
         site: i64,
         command: ServerMsg,
@@ -159,6 +164,7 @@ impl Hub {
             policies: HashMap::new(),
             online: BTreeMap::new(),
             terminals: HashMap::new(),
+            watchers: HashMap::new(),
             health: HashMap::new(),
             roll_call_due: BTreeSet::new(),
             ticks: 0,
@@ -272,6 +278,12 @@ impl Hub {
         rx.await.unwrap_or_default()
     }
 
+    /// A dashboard session (`key`) follows `meeting`'s roll call and quality through `tx`;
+    /// `None` stops it.
+    pub fn watch(&self, key: u64, watch: Option<(i64, mpsc::Sender<ServerMsg>)>) {
+        let _ = self.tx.send(HubMsg::Watch { key, watch });
+    }
+
     /// Sends `msg` to those in `meeting` who see roll call (chair, administrators, technicians).
     pub fn to_viewers(&self, meeting: i64, msg: ServerMsg) {
         let _ = self.tx.send(HubMsg::ToViewers { meeting, msg });
@@ -304,6 +316,8 @@ struct HubState {
     health: HashMap<i64, (tokio::time::Instant, crate::protocol::HealthReport)>,
     /// Room terminals' command channels per site, latest last.
     terminals: HashMap<i64, Vec<(u64, mpsc::Sender<ServerMsg>)>>,
+    /// Dashboard sessions: key → the meeting they follow and where their messages go.
+    watchers: HashMap<u64, (i64, mpsc::Sender<ServerMsg>)>,
     /// Meetings whose roll call changed since it was last sent.
     roll_call_due: BTreeSet<i64>,
     ticks: i64,
@@ -365,7 +379,16 @@ impl HubState {
                     .collect();
                 let _ = reply.send(placed);
             }
+            HubMsg::Watch { key, watch } => match watch {
+                Some(w) => {
+                    self.watchers.insert(key, w);
+                }
+                None => {
+                    self.watchers.remove(&key);
+                }
+            },
             HubMsg::ToViewers { meeting, msg } => {
+                self.tell_watchers(meeting, &msg);
                 let viewers: Vec<u64> = match self.live.get(&meeting) {
                     Some(live) => self
                         .participants
@@ -636,6 +659,18 @@ impl HubState {
         }
     }
 
+    /// Hands `msg` to the dashboards following `meeting`; one that cannot keep up misses it
+    /// (the next message brings it up to date), and one that is gone is forgotten.
+    fn tell_watchers(&mut self, meeting: i64, msg: &ServerMsg) {
+        self.watchers.retain(|_, (m, tx)| {
+            *m != meeting
+                || !matches!(
+                    tx.try_send(msg.clone()),
+                    Err(mpsc::error::TrySendError::Closed(_))
+                )
+        });
+    }
+
     /// Sends due roll calls; every few ticks, marks attendance as still going.
     async fn tick(&mut self) {
         self.ticks += 1;
@@ -653,6 +688,7 @@ impl HubState {
                 .filter(|(_, p)| p.meeting == meeting && live.sees_roll_call(&p.who))
                 .map(|(id, _)| *id)
                 .collect();
+            self.tell_watchers(meeting, &msg);
             for id in viewers {
                 self.send_to(id, msg.clone()).await;
             }

@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod quality;
 pub mod reports;
 pub mod sites;
+pub mod stats;
 pub mod tls;
 pub mod watch;
 mod ws;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub monitor: Arc<std::sync::Mutex<monitor::Monitor>>,
     /// The test hooks are on (`--test-hooks`).
     pub test_hooks: bool,
+    /// What a site's trip to a meeting costs, VND (`--trip-cost`).
+    pub trip_cost_vnd: u64,
 }
 
 /// Errors while starting.
@@ -138,6 +141,7 @@ pub async fn start(config: &Config) -> Result<AppState, StartError> {
             .map(Arc::from),
         monitor: Arc::default(),
         test_hooks: config.test_hooks,
+        trip_cost_vnd: config.trip_cost_vnd,
     };
     watch::spawn(state.clone());
     Ok(state)

@@ -4,7 +4,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::{attendance, audit, auth, http, meetings, moderation, reports, sites};
+use crate::{attendance, audit, auth, http, meetings, moderation, reports, sites, stats};
 
 /// The API's description.
 #[derive(OpenApi)]
@@ -43,6 +43,9 @@ use crate::{attendance, audit, auth, http, meetings, moderation, reports, sites}
         attendance::roll_call,
         reports::quality,
         reports::quality_csv,
+        stats::stats,
+        stats::stats_csv,
+        stats::stats_page,
         moderation::set_policy,
         audit::list,
     ),

@@ -70,6 +70,12 @@ pub enum ClientMsg {
         /// Locked or not.
         locked: bool,
     },
+    /// A technician's dashboard follows a meeting without taking part: its roll call and its
+    /// sites' quality come to this session (administrators, technicians and chairs).
+    Watch {
+        /// The meeting.
+        meeting: i64,
+    },
     /// A room terminal's health and sending statistics (every few seconds).
     Health(HealthReport),
 }
@@ -176,6 +182,12 @@ struct MuteAllBody {
 #[serde(deny_unknown_fields)]
 struct LockBody {
     locked: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WatchBody {
+    meeting: i64,
 }
 
 #[derive(Deserialize)]
@@ -332,6 +344,9 @@ impl ClientMsg {
             },
             "lock" => ClientMsg::Lock {
                 locked: field::<LockBody>("lock", body)?.locked,
+            },
+            "watch" => ClientMsg::Watch {
+                meeting: field::<WatchBody>("watch", body)?.meeting,
             },
             "health" => {
                 let report: HealthReport = field("health", body)?;

@@ -65,6 +65,8 @@ pub async fn session(socket: WebSocket, state: AppState, caller: Option<Caller>)
     } else {
         drop(command_tx);
     }
+    // A dashboard's messages (roll call, quality) once it watches a meeting.
+    let (watch_tx, mut watched) = mpsc::channel::<ServerMsg>(64);
     let (mut sink, mut stream) = socket.split();
     let (outbox_tx, mut outbox) = mpsc::channel::<ServerMsg>(OUTBOX_CAPACITY);
     // Handed to the hub on join; the hub dropping it ends the session.
@@ -78,7 +80,8 @@ pub async fn session(socket: WebSocket, state: AppState, caller: Option<Caller>)
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
                     last_seen = Instant::now();
-                    handle_text(&state, &who, text.as_str(), &mut member, &mut outbox_tx).await
+                    let watch = Watching { key, tx: &watch_tx };
+                    handle_text(&state, &who, text.as_str(), &mut member, &mut outbox_tx, watch).await
                 }
                 Some(Ok(Message::Binary(_))) => {
                     last_seen = Instant::now();
@@ -96,6 +99,7 @@ pub async fn session(socket: WebSocket, state: AppState, caller: Option<Caller>)
                 }
             },
             Some(command) = commands.recv() => vec![command],
+            Some(msg) = watched.recv() => vec![msg],
             queued = outbox.recv(), if outbox_tx.is_none() => match queued {
                 Some(msg) => vec![msg],
                 // The hub removed this participant (media lost, too slow).
@@ -125,6 +129,7 @@ pub async fn session(socket: WebSocket, state: AppState, caller: Option<Caller>)
     if let Some(m) = member {
         state.hub.leave(m.id);
     }
+    state.hub.watch(key, None);
     if let Some(site) = site {
         state.hub.online(site, false);
     }
@@ -134,12 +139,19 @@ pub async fn session(socket: WebSocket, state: AppState, caller: Option<Caller>)
     let _ = sink.close().await;
 }
 
+/// This session's key and the channel a watched meeting's messages come by.
+struct Watching<'a> {
+    key: u64,
+    tx: &'a mpsc::Sender<ServerMsg>,
+}
+
 async fn handle_text(
     state: &AppState,
     who: &Who,
     text: &str,
     member: &mut Option<Member>,
     outbox_tx: &mut Option<mpsc::Sender<ServerMsg>>,
+    watch: Watching<'_>,
 ) -> Vec<ServerMsg> {
     let msg = match ClientMsg::parse(text) {
         Ok(m) => m,
@@ -300,6 +312,7 @@ async fn handle_text(
             moderate(state, member.as_ref(), Command::MuteAll(muted)).await
         }
         ClientMsg::Lock { locked } => moderate(state, member.as_ref(), Command::Lock(locked)).await,
+        ClientMsg::Watch { meeting } => watch_meeting(state, who, meeting, watch).await,
         ClientMsg::Health(report) => match (who.terminal, who.site_id) {
             (true, Some(site)) => {
                 state.hub.health(site, report);
@@ -311,6 +324,68 @@ async fn handle_text(
             )],
         },
     }
+}
+
+/// A dashboard follows `meeting`: the roll call and the latest quality now, then as they come.
+async fn watch_meeting(
+    state: &AppState,
+    who: &Who,
+    meeting: i64,
+    watch: Watching<'_>,
+) -> Vec<ServerMsg> {
+    use crate::auth::Role;
+    if !matches!(
+        who.role,
+        Some(Role::Administrator | Role::Technician | Role::Chair)
+    ) {
+        return vec![ServerMsg::error(
+            "forbidden",
+            "only administrators, technicians and chairs follow a meeting's quality",
+        )];
+    }
+    match state.db.meeting(meeting).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return vec![ServerMsg::error(
+                "unknown_meeting",
+                format!("there is no meeting {meeting}"),
+            )];
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading a meeting failed");
+            return vec![ServerMsg::error(
+                "internal",
+                "the meeting could not be read",
+            )];
+        }
+    }
+    let roll_call = match crate::attendance::setup(&state.db, meeting).await {
+        Ok(setup) => state
+            .hub
+            .roll_call(meeting, setup)
+            .await
+            .unwrap_or_default(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading a meeting's invitations failed");
+            Vec::new()
+        }
+    };
+    state
+        .hub
+        .watch(watch.key, Some((meeting, watch.tx.clone())));
+    let (sites, alerts) = {
+        let monitor = state.monitor.lock().unwrap_or_else(|e| e.into_inner());
+        let sites = monitor
+            .latest(meeting)
+            .into_iter()
+            .map(|(site, sample)| crate::protocol::SiteSample { site, sample })
+            .collect();
+        (sites, monitor.firing(meeting))
+    };
+    vec![
+        ServerMsg::RollCall { sites: roll_call },
+        ServerMsg::Quality { sites, alerts },
+    ]
 }
 
 async fn moderate(state: &AppState, member: Option<&Member>, command: Command) -> Vec<ServerMsg> {

@@ -416,3 +416,68 @@ async fn the_chair_runs_the_floor_and_the_sfu_is_told() {
         let _ = (s2, s3, s1b, guest, outsider);
     }
 }
+
+#[tokio::test]
+async fn a_dashboard_watches_a_meeting_without_taking_part() {
+    let server = start("watch", None).await;
+    let admin = admin(&server).await;
+    let r = request(
+        &server,
+        "POST",
+        "/api/sites/import",
+        Some(&admin),
+        "text/csv",
+        SAMPLE.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let now = signaling::clock::now();
+    let at = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .expect("time")
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format")
+    };
+    let meeting = post(
+        &server,
+        "/api/meetings",
+        Some(&admin),
+        &json!({"title": "Giao ban", "starts_at": at(now + 600), "ends_at": at(now + 4200),
+                "invite": {"kind": "level", "level": "district"}}),
+    )
+    .await;
+    assert_eq!(meeting.status, 201, "{}", meeting.body);
+    let id = meeting.json()["id"].as_i64().expect("id");
+
+    // An administrator's dashboard: roll call and quality at once, and no participant made.
+    let mut dash = connect(&server, Some(&admin)).await;
+    send(&mut dash, json!({"type": "watch", "meeting": id})).await;
+    let rc = next_of(&mut dash, "roll_call").await;
+    assert_eq!(rc["sites"].as_array().expect("sites").len(), 11);
+    let q = next_of(&mut dash, "quality").await;
+    assert_eq!(
+        (q["sites"].clone(), q["alerts"].clone()),
+        (json!([]), json!([]))
+    );
+    assert_eq!(server.state.hub.placed().await, vec![]);
+
+    // A participant may not; an unknown meeting is named.
+    let r = post(
+        &server,
+        "/api/people",
+        Some(&admin),
+        &json!({"username": "nguoi.du", "display_name": "Người dự", "role": "participant",
+                "password": "mật-khẩu-dài"}),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let participant = login(&server, "nguoi.du", "mật-khẩu-dài").await;
+    let mut other = connect(&server, Some(&participant)).await;
+    let code = refused(&mut other, json!({"type": "watch", "meeting": id})).await;
+    assert_eq!(code, "forbidden");
+    let code = refused(&mut dash, json!({"type": "watch", "meeting": 999_999})).await;
+    assert_eq!(code, "unknown_meeting");
+    let mut guest = connect(&server, None).await;
+    let code = refused(&mut guest, json!({"type": "watch", "meeting": id})).await;
+    assert_eq!(code, "forbidden");
+}

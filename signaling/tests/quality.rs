@@ -166,3 +166,154 @@ async fn quality_reports_are_stored_added_to_and_exported() {
         assert_eq!(r.code(), "unknown_meeting");
     }
 }
+
+#[tokio::test]
+async fn province_statistics_count_what_was_recorded() {
+    for (backend, url) in databases("stats").await {
+        let server = start(&format!("stats-{backend}"), url).await;
+        let admin = admin(&server).await;
+        let r = support::request(
+            &server,
+            "POST",
+            "/api/sites/import",
+            Some(&admin),
+            "text/csv",
+            SITES.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let sites = get(&server, "/api/sites", Some(&admin)).await.json();
+        let id_of = |code: &str| {
+            sites
+                .as_array()
+                .expect("sites")
+                .iter()
+                .find(|s| s["code"] == code)
+                .and_then(|s| s["id"].as_i64())
+                .expect("site")
+        };
+        let r = post(
+            &server,
+            "/api/people",
+            Some(&admin),
+            &json!({"username": "chu.tich", "display_name": "Chủ tịch", "role": "chair",
+                    "site_id": id_of("T01"), "password": "mật-khẩu-dài"}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let chair = login(&server, "chu.tich", "mật-khẩu-dài").await;
+        let now = signaling::clock::now();
+        let at = |t: i64| {
+            time::OffsetDateTime::from_unix_timestamp(t)
+                .expect("time")
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("format")
+        };
+        let mut ids = Vec::new();
+        for title in ["Giao ban <tháng 11>", "Hủy", "Sắp tới"] {
+            let r = post(
+                &server,
+                "/api/meetings",
+                Some(&chair),
+                &json!({"title": title, "starts_at": at(now + 86_400), "ends_at": at(now + 90_000),
+                        "invite": {"kind": "all"}}),
+            )
+            .await;
+            assert_eq!(r.status, 201, "{}", r.body);
+            ids.push(r.json()["id"].as_i64().expect("id"));
+        }
+        // 10 November 2026, 09:00 to 10:30 in Vietnam (02:00 UTC): held; the second, the same
+        // day, cancelled; the third stays in the future.
+        let start = 1_794_276_000;
+        let pool = server.state.db.pool();
+        for (id, state, starts) in [
+            (ids[0], "ended", start),
+            (ids[1], "cancelled", start),
+            (ids[2], "scheduled", now + 86_400),
+        ] {
+            sqlx::query(
+                "UPDATE meetings SET state = $1, starts_at = $2, ends_at = $3 WHERE id = $4",
+            )
+            .bind(state)
+            .bind(starts)
+            .bind(starts + 5400)
+            .bind(id)
+            .execute(pool)
+            .await
+            .expect("update");
+        }
+        // The chair's site 90 minutes, X001 an hour in two stays, X002 half an hour; H01 not.
+        for (site, from, to) in [
+            ("T01", 0, 5400),
+            ("X001", 0, 1800),
+            ("X001", 2400, 4200),
+            ("X002", 600, 2400),
+        ] {
+            sqlx::query(
+                "INSERT INTO attendance (meeting_id, site_id, joined_at, left_at, last_seen) \
+                 VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(ids[0])
+            .bind(id_of(site))
+            .bind(start + from)
+            .bind(start + to)
+            .execute(pool)
+            .await
+            .expect("attendance");
+        }
+
+        let query = "from=2026-11-01&to=2026-11-30";
+        let r = get(&server, &format!("/api/stats?{query}"), Some(&admin)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let s = r.json();
+        assert_eq!(s["meetings"], 1, "{s}");
+        assert_eq!(s["hours"], 1.5);
+        assert_eq!(s["site_hours"], 3.0);
+        assert_eq!(s["invitations"], 4);
+        assert_eq!(s["invitations_attended"], 3);
+        assert_eq!(s["connected_share"], 0.75);
+        assert_eq!(s["trips_saved"], 2, "the chair's own site travels nowhere");
+        assert_eq!(s["travel_saved_vnd"], 1_000_000);
+        assert_eq!(
+            s["per_meeting"][0]["starts_at"],
+            "2026-11-10T09:00:00+07:00"
+        );
+        // The day before and after: nothing.
+        let r = get(
+            &server,
+            "/api/stats?from=2026-11-11&to=2026-11-30",
+            Some(&admin),
+        )
+        .await;
+        assert_eq!(r.json()["meetings"], 0);
+
+        let csv = get(&server, &format!("/api/stats.csv?{query}"), Some(&chair)).await;
+        assert_eq!(csv.status, 200);
+        assert_eq!(csv.body.lines().count(), 3, "{}", csv.body);
+        let page = get(&server, &format!("/api/stats.html?{query}"), Some(&chair)).await;
+        assert_eq!(page.status, 200);
+        assert!(page.content_type.starts_with("text/html"));
+        assert!(page.body.contains("Giao ban &lt;tháng 11&gt;"));
+        assert!(page.body.contains("1.000.000"));
+
+        let bad = get(
+            &server,
+            "/api/stats?from=2026-11-30&to=2026-11-01",
+            Some(&admin),
+        )
+        .await;
+        assert_eq!((bad.status, bad.code().as_str()), (400, "invalid_period"));
+        let r = post(
+            &server,
+            "/api/people",
+            Some(&admin),
+            &json!({"username": "nguoi.du", "display_name": "Người dự", "role": "participant",
+                    "password": "mật-khẩu-dài"}),
+        )
+        .await;
+        assert_eq!(r.status, 201);
+        let participant = login(&server, "nguoi.du", "mật-khẩu-dài").await;
+        let r = get(&server, &format!("/api/stats?{query}"), Some(&participant)).await;
+        assert_eq!(r.status, 403);
+    }
+}

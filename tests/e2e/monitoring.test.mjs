@@ -2,8 +2,11 @@
 // Chromium are in a meeting; the SFU's test hook drops 20 % of the agent's RTP, as a lossy link
 // would. The bridge's per-site series show it, a real Prometheus (Debian's package, scraping
 // the bridge with deploy/prometheus/alerts.yml) fires SitePacketLoss for that site, the
-// technician's page gets the site graded poor and the loss alert over its WebSocket, and the
-// meeting's quality report records the loss; when the loss stops, the bridge's alert stops.
+// technician's page in the meeting gets the site graded poor and the loss alert over its
+// WebSocket, the technicians' dashboard (dashboard.html, watching without taking part) shows
+// the site's cell in alert, first in the grid, with the alert listed, and the meeting's quality
+// report records the loss; when the loss stops, the alert stops, on the page and the dashboard.
+// Screenshots of the dashboard go to tests/e2e/screenshots/ (ignored by git).
 //
 //   npm run build && cargo build -p signaling -p room-agent --bin bridge --bin room-agent && npm run test:e2e
 //
@@ -165,6 +168,16 @@ test('a lossy site shows in the series, fires the alert in Prometheus and reache
         const b = window.bridge;
         return { sample: b?.quality.get(site) ?? null, alerts: b ? [...b.alerts.keys()] : [] };
       }, x001);
+    // The dashboard: another technician's tab, logged in through its own form.
+    const dashContext = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+    const dash = await dashContext.newPage();
+    await dash.goto(`${base}/dashboard.html?meeting=${meeting}`);
+    await dash.getByLabel('Tên đăng nhập').fill('ky.thuat');
+    await dash.getByLabel('Mật khẩu').fill(PASSWORD);
+    await dash.getByRole('button', { name: 'Đăng nhập' }).click();
+    const cellOf = (site) => dash.locator(`.site-cell[data-site="${site}"]`);
+    await waitFor('X001 good on the dashboard', 30_000, async () => (await cellOf(x001).getAttribute('data-state')) === 'good', 500);
+
     const clean = await waitFor('a clean sample of X001 on the page', 30_000, async () => {
       const q = await pageQuality();
       return q.sample && q.sample.loss === 0 && q.sample.kbps_in > 0 ? q.sample : null;
@@ -200,6 +213,21 @@ test('a lossy site shows in the series, fires the alert in Prometheus and reache
     }, 1000);
     t.diagnostic(`Prometheus fired ${Math.round((Date.now() - lossyAt) / 1000)} s after the loss began: ${firing.annotations.summary}`);
     await waitFor('the loss alert on the page', 30_000, async () => (await pageQuality()).alerts.includes(`loss:${x001}`), 500);
+    await waitFor('X001 in alert, first on the dashboard', 15_000, async () => {
+      const first = dash.locator('.site-cell').first();
+      return (await first.getAttribute('data-site')) === String(x001) &&
+        (await first.getAttribute('data-state')) === 'alert' &&
+        (await dash.locator(`#alerts li[data-kind="loss"][data-site="${x001}"]`).count()) === 1;
+    }, 500);
+    await cellOf(x001).click();
+    await waitFor('the site detail with its charts', 10_000, async () => (await dash.locator('#charts svg').count()) === 4, 500);
+    const shots = path.join(repo, 'tests', 'e2e', 'screenshots');
+    fs.mkdirSync(shots, { recursive: true });
+    await dash.screenshot({ path: path.join(shots, 'dashboard-loss-alert.png'), fullPage: true });
+    // A command is one click away: the terminal is told to restart its pipeline.
+    await dash.getByRole('button', { name: 'Khởi động lại' }).click();
+    await waitFor('the command acknowledged', 10_000, async () =>
+      (await dash.locator('#status').textContent()).includes('Đã gửi lệnh'), 250);
     const live = (await api('GET', `/api/meetings/${meeting}/quality`, technician)).json();
     assert.ok(live.alerts.some((a) => a.kind === 'loss' && a.site === x001), JSON.stringify(live.alerts));
     assert.ok(live.sites.find((s) => s.site === x001).samples.length >= 5);
@@ -207,9 +235,12 @@ test('a lossy site shows in the series, fires the alert in Prometheus and reache
     // The loss stops: the bridge's alert stops, the page is told.
     assert.equal((await api('POST', '/api/test/loss', admin, { site: x001, percent: 0 })).status, 204);
     await waitFor('the loss alert gone from the page', 20_000, async () => !(await pageQuality()).alerts.includes(`loss:${x001}`), 500);
-    const recovered = await waitFor('X001 clean again', 20_000, async () => {
+    await waitFor('the alert gone from the dashboard', 20_000, async () =>
+      (await dash.locator('#alerts li[data-kind]').count()) === 0 && (await cellOf(x001).getAttribute('data-state')) !== 'alert', 500);
+    // Clean again, its video flowing after the restart (its RTP timestamps kept going forward).
+    const recovered = await waitFor('X001 clean again, its video flowing', 30_000, async () => {
       const q = await pageQuality();
-      return q.sample && q.sample.loss === 0 ? q.sample : null;
+      return q.sample && q.sample.loss === 0 && q.sample.fps > 10 ? q.sample : null;
     }, 500);
     t.diagnostic(`X001 after: ${JSON.stringify(recovered)}`);
 

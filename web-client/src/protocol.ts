@@ -55,6 +55,8 @@ export interface RollCallEntry {
   presence: 'offline' | 'connected' | 'joined';
   audio: boolean;
   video: boolean;
+  /** How many simulcast layers of its video arrive. */
+  video_layers: number;
 }
 
 export interface MeetingInfo {
@@ -86,7 +88,8 @@ export type ClientMsg =
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: string }
   | { type: 'view'; tiles: ViewTile[] }
-  | { type: 'leave' };
+  | { type: 'leave' }
+  | { type: 'watch'; meeting: number };
 
 export type ServerMsg =
   | {
