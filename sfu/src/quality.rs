@@ -44,6 +44,8 @@ pub struct StreamStats {
     pub freezes: u64,
     /// Time spent frozen: the part of each freeze's interval beyond the average, seconds.
     pub freeze_seconds: f64,
+    /// Keyframes that began to arrive (video; retransmissions not counted again).
+    pub keyframes: u64,
 }
 
 impl StreamStats {
@@ -62,6 +64,7 @@ impl StreamStats {
             frames: self.frames.saturating_sub(earlier.frames),
             freezes: self.freezes.saturating_sub(earlier.freezes),
             freeze_seconds: (self.freeze_seconds - earlier.freeze_seconds).max(0.0),
+            keyframes: self.keyframes.saturating_sub(earlier.keyframes),
         }
     }
 
@@ -132,6 +135,8 @@ pub struct StreamMeter {
     /// Video: the timestamp of the newest frame, when it began to arrive, the average interval.
     last_frame: Option<(u32, Instant)>,
     frame_interval: Option<f64>,
+    /// The last packet was new (not a retransmission or duplicate).
+    last_new: bool,
 }
 
 impl StreamMeter {
@@ -148,6 +153,7 @@ impl StreamMeter {
             epoch: None,
             last_frame: None,
             frame_interval: None,
+            last_new: false,
         }
     }
 
@@ -157,6 +163,7 @@ impl StreamMeter {
         self.expire(now);
         self.stats.packets += 1;
         self.stats.bytes += size as u64;
+        self.last_new = false;
         let Some(first) = self.first_seq else {
             let ext = u64::from(seq) + (1 << 16);
             self.first_seq = Some(ext);
@@ -203,7 +210,15 @@ impl StreamMeter {
         }
     }
 
+    /// The packet just given to [`packet`](Self::packet) begins a keyframe.
+    pub fn keyframe(&mut self) {
+        if self.last_new {
+            self.stats.keyframes += 1;
+        }
+    }
+
     fn arrived_in_order(&mut self, now: Instant, timestamp: u32, video: bool) {
+        self.last_new = true;
         // RFC 3550 A.8: transit = arrival - timestamp, both in RTP units; J += (|D| - J) / 16.
         let epoch = *self.epoch.get_or_insert(now);
         let arrival =
@@ -422,6 +437,21 @@ mod tests {
         // 140 ms late (180 ms, under the threshold) is not a freeze.
         let (mut m, t0) = video(60, |f| if f == 30 { MS * 140 } else { Duration::ZERO });
         assert_eq!(m.stats(t0).freezes, 0);
+    }
+
+    #[test]
+    fn keyframes_are_counted_once_even_when_retransmitted() {
+        let t0 = Instant::now();
+        let mut m = StreamMeter::new(90_000);
+        m.packet(t0, 0, 0, 1000, true);
+        m.keyframe();
+        m.packet(t0 + MS * 40, 2, 3600, 1000, true);
+        // Packet 1 (say, the start of the second keyframe) arrives late: not counted again.
+        m.packet(t0 + MS * 60, 1, 3600, 1000, true);
+        m.keyframe();
+        m.packet(t0 + MS * 80, 3, 7200, 1000, true);
+        m.keyframe();
+        assert_eq!(m.stats(t0 + MS * 100).keyframes, 2);
     }
 
     #[test]

@@ -96,6 +96,11 @@ enum HubMsg {
         meeting: i64,
         msg: ServerMsg,
     },
+    /// What a participant's browser decodes.
+    ClientStats {
+        id: u64,
+        stats: crate::protocol::ClientStats,
+    },
     /// A dashboard session follows a meeting (`None`: stops).
     Watch {
         key: u64,
@@ -122,6 +127,8 @@ struct Participant {
     outbox: mpsc::Sender<ServerMsg>,
     /// Its attendance row, in a scheduled meeting.
     attendance: Option<i64>,
+    /// What its browser last said it decodes.
+    client: Option<crate::protocol::ClientStats>,
 }
 
 /// The sending side of the hub. Cheap to clone.
@@ -278,6 +285,11 @@ impl Hub {
         rx.await.unwrap_or_default()
     }
 
+    /// What participant `id`'s browser decodes.
+    pub fn client_stats(&self, id: u64, stats: crate::protocol::ClientStats) {
+        let _ = self.tx.send(HubMsg::ClientStats { id, stats });
+    }
+
     /// A dashboard session (`key`) follows `meeting`'s roll call and quality through `tx`;
     /// `None` stops it.
     pub fn watch(&self, key: u64, watch: Option<(i64, mpsc::Sender<ServerMsg>)>) {
@@ -375,9 +387,15 @@ impl HubState {
                         meeting: p.meeting,
                         endpoint: *id,
                         site: p.who.site_id,
+                        client: p.client,
                     })
                     .collect();
                 let _ = reply.send(placed);
+            }
+            HubMsg::ClientStats { id, stats } => {
+                if let Some(p) = self.participants.get_mut(&id) {
+                    p.client = Some(stats);
+                }
             }
             HubMsg::Watch { key, watch } => match watch {
                 Some(w) => {
@@ -534,6 +552,7 @@ impl HubState {
                 who,
                 outbox,
                 attendance,
+                client: None,
             },
         );
         if reply.send(Ok(Joined { id, others })).is_err() {

@@ -78,6 +78,8 @@ pub enum ClientMsg {
     },
     /// A room terminal's health and sending statistics (every few seconds).
     Health(HealthReport),
+    /// What a browser in a meeting decodes (every few seconds): only it knows.
+    ClientStats(ClientStats),
 }
 
 /// Most layers a health report may list.
@@ -119,6 +121,21 @@ pub struct HealthReport {
     /// Audio packets of the meeting decoded and played so far.
     #[serde(default)]
     pub heard_frames: u64,
+}
+
+/// What a browser decodes of the meeting's video, added up over its tiles (cumulative since
+/// it joined, but `fps`: now).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ClientStats {
+    /// Video frames decoded.
+    pub frames_decoded: u64,
+    /// Frames decoded per second now, over all tiles.
+    pub fps: f32,
+    /// Freezes seen (WebRTC's `freezeCount`).
+    pub freezes: u64,
+    /// Time frozen, seconds (`totalFreezesDuration`).
+    pub freeze_seconds: f32,
 }
 
 /// One sent layer.
@@ -348,6 +365,17 @@ impl ClientMsg {
             "watch" => ClientMsg::Watch {
                 meeting: field::<WatchBody>("watch", body)?.meeting,
             },
+            "client_stats" => {
+                let stats: ClientStats = field("client_stats", body)?;
+                let fine = |v: f32, max: f32| v.is_finite() && (0.0..=max).contains(&v);
+                if !fine(stats.fps, 2000.0) || !fine(stats.freeze_seconds, 1e7) {
+                    return Err(ProtocolError::Invalid {
+                        kind: "client_stats",
+                        detail: "fps from 0 to 2000, freeze_seconds a number of seconds".into(),
+                    });
+                }
+                ClientMsg::ClientStats(stats)
+            }
             "health" => {
                 let report: HealthReport = field("health", body)?;
                 let camera_error = report
@@ -660,6 +688,24 @@ mod tests {
             validate_name("'); DROP TABLE x;--"),
             Ok("'); DROP TABLE x;--".into())
         );
+    }
+
+    #[test]
+    fn client_stats_are_numbers_in_range() {
+        let ok = r#"{"v":1,"type":"client_stats","frames_decoded":900,"fps":29.5,"freezes":1,"freeze_seconds":0.4}"#;
+        match ClientMsg::parse(ok) {
+            Ok(ClientMsg::ClientStats(c)) => assert_eq!((c.frames_decoded, c.freezes), (900, 1)),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            r#"{"v":1,"type":"client_stats","frames_decoded":-1,"fps":1,"freezes":0,"freeze_seconds":0}"#,
+            r#"{"v":1,"type":"client_stats","frames_decoded":1,"fps":5000,"freezes":0,"freeze_seconds":0}"#,
+            r#"{"v":1,"type":"client_stats","frames_decoded":1,"fps":-2,"freezes":0,"freeze_seconds":0}"#,
+            r#"{"v":1,"type":"client_stats","frames_decoded":1,"fps":1,"freezes":0,"freeze_seconds":0,"x":1}"#,
+        ] {
+            let e = ClientMsg::parse(bad).expect_err(bad);
+            assert_eq!(e.code(), "invalid_message", "{bad}");
+        }
     }
 
     #[test]

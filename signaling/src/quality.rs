@@ -14,13 +14,13 @@ use std::time::Duration;
 use sfu::quality::{EndpointQuality, StreamStats};
 
 use crate::live::{Presence, RollCallEntry};
-use crate::protocol::HealthReport;
+use crate::protocol::{ClientStats, HealthReport};
 
 /// The most simulcast layers a series is labelled with.
 pub const MAX_LAYERS: usize = 3;
 
 /// An endpoint of a live meeting and the site it takes part for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Placed {
     /// The meeting.
     pub meeting: i64,
@@ -28,6 +28,8 @@ pub struct Placed {
     pub endpoint: u64,
     /// Its site, if any.
     pub site: Option<i64>,
+    /// What its browser last said it decodes.
+    pub client: Option<ClientStats>,
 }
 
 /// One site's figures in one meeting, its endpoints added up (cumulative counters).
@@ -77,6 +79,7 @@ fn add(total: &mut StreamStats, s: &StreamStats) {
     total.frames += s.frames;
     total.freezes += s.freezes;
     total.freeze_seconds += s.freeze_seconds;
+    total.keyframes += s.keyframes;
 }
 
 fn max_f(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -222,6 +225,20 @@ pub fn render(out: &mut String, placed: &[Placed], quality: &[EndpointQuality]) 
     }
     let mut m = Metric::new(
         out,
+        "bridge_site_video_keyframes_total",
+        "counter",
+        "Video keyframes received from the site",
+    );
+    for (key, f) in &sites {
+        for (layer, v) in f.video.iter().enumerate() {
+            if v.packets > 0 {
+                let l = format!("{},layer=\"{layer}\"", label(key));
+                m.sample("bridge_site_video_keyframes_total", &l, v.keyframes);
+            }
+        }
+    }
+    let mut m = Metric::new(
+        out,
         "bridge_site_video_freeze_seconds_total",
         "counter",
         "Time the site's video stood still beyond its usual frame interval",
@@ -333,6 +350,51 @@ pub fn render(out: &mut String, placed: &[Placed], quality: &[EndpointQuality]) 
             if let Some(v) = get(f) {
                 m.sample(name, &label(key), v);
             }
+        }
+    }
+
+    // What the sites' browsers decode (only they know), added up per site.
+    let mut clients: BTreeMap<(i64, i64), ClientStats> = BTreeMap::new();
+    for p in placed {
+        if let (Some(site), Some(c)) = (p.site, p.client) {
+            let total = clients.entry((p.meeting, site)).or_default();
+            total.frames_decoded += c.frames_decoded;
+            total.fps += c.fps;
+            total.freezes += c.freezes;
+            total.freeze_seconds += c.freeze_seconds;
+        }
+    }
+    type Client = fn(&ClientStats) -> f64;
+    let decoded: [(&str, &str, &str, Client); 4] = [
+        (
+            "bridge_client_decoded_frames_total",
+            "counter",
+            "Video frames the site's browsers decoded",
+            |c| c.frames_decoded as f64,
+        ),
+        (
+            "bridge_client_decoded_fps",
+            "gauge",
+            "Video frames the site's browsers decode per second, over all their tiles",
+            |c| f64::from(c.fps),
+        ),
+        (
+            "bridge_client_freezes_total",
+            "counter",
+            "Freezes the site's browsers saw",
+            |c| c.freezes as f64,
+        ),
+        (
+            "bridge_client_freeze_seconds_total",
+            "counter",
+            "Time the site's browsers' videos stood frozen",
+            |c| f64::from(c.freeze_seconds),
+        ),
+    ];
+    for (name, kind, help, get) in decoded {
+        let mut m = Metric::new(out, name, kind, help);
+        for (key, c) in &clients {
+            m.sample(name, &label(key), get(c));
         }
     }
 
@@ -492,6 +554,7 @@ mod tests {
             frames: packets / 3,
             freezes: 1,
             freeze_seconds: 0.5,
+            keyframes: 2,
         }
     }
 
@@ -528,21 +591,35 @@ mod tests {
                 meeting: 4,
                 endpoint: 1,
                 site: Some(12),
+                client: Some(ClientStats {
+                    frames_decoded: 1000,
+                    fps: 50.0,
+                    freezes: 1,
+                    freeze_seconds: 0.5,
+                }),
             },
             Placed {
                 meeting: 4,
                 endpoint: 2,
                 site: Some(12),
+                client: Some(ClientStats {
+                    frames_decoded: 500,
+                    fps: 25.0,
+                    freezes: 0,
+                    freeze_seconds: 0.0,
+                }),
             },
             Placed {
                 meeting: 4,
                 endpoint: 3,
                 site: Some(13),
+                client: None,
             },
             Placed {
                 meeting: 4,
                 endpoint: 9,
                 site: None,
+                client: None,
             },
         ];
         let mut one = endpoint(2, 300, 900);
@@ -727,6 +804,7 @@ mod tests {
             meeting: 4,
             endpoint: 1,
             site: Some(12),
+            client: Some(ClientStats::default()),
         }];
         let mut text = String::new();
         render(&mut text, &placed, &[endpoint(1, 10, 10)]);

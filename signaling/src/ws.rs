@@ -313,6 +313,13 @@ async fn handle_text(
         }
         ClientMsg::Lock { locked } => moderate(state, member.as_ref(), Command::Lock(locked)).await,
         ClientMsg::Watch { meeting } => watch_meeting(state, who, meeting, watch).await,
+        ClientMsg::ClientStats(stats) => match member {
+            Some(m) => {
+                state.hub.client_stats(m.id, stats);
+                vec![]
+            }
+            None => vec![not_joined()],
+        },
         ClientMsg::Health(report) => match (who.terminal, who.site_id) {
             (true, Some(site)) => {
                 state.hub.health(site, report);

@@ -97,8 +97,10 @@ test('a lossy site shows in the series, fires the alert in Prometheus and reache
     assert.equal((await api('POST', '/api/sites/import', admin, csv, 'text/csv')).status, 200);
     const sites = (await api('GET', '/api/sites', admin)).json();
     const x001 = sites.find((s) => s.code === 'X001').id;
+    const t01 = sites.find((s) => s.code === 'T01').id;
+    // The technician sits at the province (T01): its browser's decoding is reported for T01.
     const r = await api('POST', '/api/people', admin, {
-      username: 'ky.thuat', display_name: 'Kỹ thuật viên', role: 'technician', password: PASSWORD,
+      username: 'ky.thuat', display_name: 'Kỹ thuật viên', role: 'technician', site_id: t01, password: PASSWORD,
     });
     assert.equal(r.status, 201, r.body);
     const technician = await login('ky.thuat', PASSWORD);
@@ -204,6 +206,13 @@ test('a lossy site shows in the series, fires the alert in Prometheus and reache
     const missing = series(metrics, `bridge_site_missing_packets_total{${labels},kind="audio"}`);
     const expected = series(metrics, `bridge_site_expected_packets_total{${labels},kind="audio"}`);
     assert.ok(missing > 0 && expected > 0, `audio missing ${missing} of ${expected}`);
+    // What only the browser knows: the frames it decoded, reported for its site.
+    const decoded = await waitFor('the browser\'s decoded frames at /metrics', 20_000, async () => {
+      const text = (await httpsGet(`${base}/metrics`)).body;
+      const n = series(text, `bridge_client_decoded_frames_total{meeting="${meeting}",site="${t01}"}`);
+      return n > 0 ? n : null;
+    }, 1000);
+    t.diagnostic(`T01's browser decoded ${decoded} frames`);
 
     // Prometheus fires SitePacketLoss for X001; the bridge's own alert reaches the page.
     const firing = await waitFor('SitePacketLoss firing in Prometheus', 90_000, async () => {

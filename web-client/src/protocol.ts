@@ -89,7 +89,17 @@ export type ClientMsg =
   | { type: 'candidate'; candidate: string }
   | { type: 'view'; tiles: ViewTile[] }
   | { type: 'leave' }
-  | { type: 'watch'; meeting: number };
+  | { type: 'watch'; meeting: number }
+  | ({ type: 'client_stats' } & ClientStats);
+
+/** What this browser decodes of the meeting's video, added up over its tiles. */
+export interface ClientStats {
+  frames_decoded: number;
+  /** Frames decoded per second now, over all tiles. */
+  fps: number;
+  freezes: number;
+  freeze_seconds: number;
+}
 
 export type ServerMsg =
   | {

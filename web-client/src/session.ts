@@ -9,6 +9,7 @@ import { decode, encode } from './protocol';
 import type {
   Alert,
   ClientMsg,
+  ClientStats,
   FloorState,
   MeetingInfo,
   RollCallEntry,
@@ -17,6 +18,9 @@ import type {
   SlotInfo,
   ViewTile,
 } from './protocol';
+
+/** How often the browser tells the bridge what it decodes. */
+const STATS_EVERY_MS = 5000;
 
 /**
  * The simulcast layers the camera is sent in, lowest first (the order the SFU relies on). The
@@ -95,6 +99,8 @@ export class Session implements BridgeDebug {
   /** The view to send once the SFU knows this endpoint (after its answer), and since. */
   private view: ViewTile[] | null = null;
   private published = false;
+  /** Reports what this browser decodes to the bridge every few seconds (for technicians). */
+  private readonly statsTimer: ReturnType<typeof setInterval>;
 
   constructor(
     private readonly meeting: number,
@@ -127,6 +133,28 @@ export class Session implements BridgeDebug {
         this.on.disconnected();
       }
     };
+    this.statsTimer = setInterval(() => void this.reportStats(), STATS_EVERY_MS);
+  }
+
+  /** Adds up the inbound video streams' decoding figures and sends them. */
+  private async reportStats(): Promise<void> {
+    if (this.ended) {
+      clearInterval(this.statsTimer);
+      return;
+    }
+    if (!this.pc || this.participantId === null) return;
+    const report = await this.pc.getStats();
+    const total: ClientStats = { frames_decoded: 0, fps: 0, freezes: 0, freeze_seconds: 0 };
+    report.forEach((s: { type?: string; kind?: string } & Record<string, unknown>) => {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
+      const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
+      total.frames_decoded += num(s.framesDecoded);
+      total.fps += num(s.framesPerSecond);
+      total.freezes += num(s.freezeCount);
+      total.freeze_seconds += num(s.totalFreezesDuration);
+    });
+    total.fps = Math.min(total.fps, 2000);
+    this.send({ type: 'client_stats', ...total });
   }
 
   /** Leaves the meeting: tells the server (once welcomed), then closes the connection. */
@@ -134,6 +162,7 @@ export class Session implements BridgeDebug {
     if (this.ended) return;
     this.ended = true;
     if (this.participantId !== null) this.send({ type: 'leave' });
+    clearInterval(this.statsTimer);
     this.ws.close(1000);
     this.closePeer();
   }

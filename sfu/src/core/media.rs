@@ -239,6 +239,12 @@ impl SfuCore {
         if is_video {
             track_in.last_seen[usize::from(layer)] = Some(now);
             track_in.rates[usize::from(layer)].record(now, packet.payload.len());
+            if keyframe
+                && codec != VideoCodec::Other
+                && let Some(Some(meter)) = track_in.meters.get_mut(usize::from(layer))
+            {
+                meter.keyframe();
+            }
         }
         let layers = track_in.layer_info(now);
         let Some(meeting) = self.meetings.get_mut(&meeting_id) else {
