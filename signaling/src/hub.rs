@@ -101,6 +101,11 @@ enum HubMsg {
         id: u64,
         stats: crate::protocol::ClientStats,
     },
+    /// A message for the dashboards following a meeting only.
+    ToWatchers {
+        meeting: i64,
+        msg: ServerMsg,
+    },
     /// A dashboard session follows a meeting (`None`: stops).
     Watch {
         key: u64,
@@ -290,6 +295,11 @@ impl Hub {
         let _ = self.tx.send(HubMsg::ClientStats { id, stats });
     }
 
+    /// Sends `msg` to the dashboards following `meeting`.
+    pub fn to_watchers(&self, meeting: i64, msg: ServerMsg) {
+        let _ = self.tx.send(HubMsg::ToWatchers { meeting, msg });
+    }
+
     /// A dashboard session (`key`) follows `meeting`'s roll call and quality through `tx`;
     /// `None` stops it.
     pub fn watch(&self, key: u64, watch: Option<(i64, mpsc::Sender<ServerMsg>)>) {
@@ -397,6 +407,7 @@ impl HubState {
                     p.client = Some(stats);
                 }
             }
+            HubMsg::ToWatchers { meeting, msg } => self.tell_watchers(meeting, &msg),
             HubMsg::Watch { key, watch } => match watch {
                 Some(w) => {
                     self.watchers.insert(key, w);

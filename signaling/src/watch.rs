@@ -87,12 +87,20 @@ async fn gather(state: &AppState) -> (Vec<Observation>, BTreeSet<i64>) {
             continue;
         }
         let started = state_now == crate::lifecycle::State::InProgress;
-        for entry in state
+        let roll_call = state
             .hub
             .roll_call(meeting.id, setup)
             .await
-            .unwrap_or_default()
-        {
+            .unwrap_or_default();
+        // Dashboards see roll call before anyone is in the meeting too (the hub pushes it only
+        // for meetings that have participants).
+        state.hub.to_watchers(
+            meeting.id,
+            ServerMsg::RollCall {
+                sites: roll_call.clone(),
+            },
+        );
+        for entry in roll_call {
             sites.insert(
                 (meeting.id, entry.site),
                 Observation {

@@ -461,6 +461,32 @@ async fn a_dashboard_watches_a_meeting_without_taking_part() {
     );
     assert_eq!(server.state.hub.placed().await, vec![]);
 
+    // Nobody is in the meeting yet; a district's terminal comes online: the dashboard's roll
+    // call follows (the watch task pushes it every few seconds).
+    let sites = get(&server, "/api/sites", Some(&admin)).await.json();
+    let h01 = site_id(&sites, "H01");
+    let token = terminal(&server, &admin, &sites, "H01").await;
+    let _h01 = connect(&server, Some(&token)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, dash.next())
+            .await
+            .expect("H01 connected in a roll call within 15 s")
+            .expect("open")
+            .expect("frame");
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(t.as_str()).expect("JSON");
+        let connected = v["type"] == "roll_call"
+            && v["sites"]
+                .as_array()
+                .expect("sites")
+                .iter()
+                .any(|e| e["site"] == h01 && e["presence"] == "connected");
+        if connected {
+            break;
+        }
+    }
+
     // A participant may not; an unknown meeting is named.
     let r = post(
         &server,
