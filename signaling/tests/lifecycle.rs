@@ -5,31 +5,11 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Server, admin, databases, get, login, post, put, request, start};
+use support::{
+    Server, admin, databases, get, import, login, post, put, request, rfc3339, site_id, start,
+};
 
 const SAMPLE: &str = include_str!("../../deploy/sample-province.csv");
-
-async fn import(server: &Server, token: &str, csv: &str) -> support::Response {
-    request(
-        server,
-        "POST",
-        "/api/sites/import",
-        Some(token),
-        "text/csv",
-        csv.as_bytes(),
-    )
-    .await
-}
-
-fn site_id(sites: &Value, code: &str) -> i64 {
-    sites
-        .as_array()
-        .expect("sites")
-        .iter()
-        .find(|s| s["code"] == code)
-        .and_then(|s| s["id"].as_i64())
-        .unwrap_or_else(|| panic!("site {code}"))
-}
 
 fn ids(v: &Value) -> Vec<i64> {
     v.as_array()
@@ -54,16 +34,9 @@ async fn add_person(server: &Server, token: &str, username: &str, role: &str) ->
 
 /// A meeting body starting `from_now` seconds from now, lasting two hours.
 fn meeting(title: &str, from_now: i64, invite: Value) -> Value {
-    let at = |t: i64| {
-        time::OffsetDateTime::from_unix_timestamp(t)
-            .expect("time")
-            .to_offset(time::macros::offset!(+7))
-            .format(&time::format_description::well_known::Rfc3339)
-            .expect("format")
-    };
     let now = signaling::clock::now();
     json!({"title": title, "agenda": "1. Khai mạc\n2. Thảo luận", "document_ref": "123/GM-UBND",
-           "starts_at": at(now + from_now), "ends_at": at(now + from_now + 7200),
+           "starts_at": rfc3339(now + from_now), "ends_at": rfc3339(now + from_now + 7200),
            "invite": invite})
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sfu::{AudioMode, EndpointId, MeetingId};
-use support::{Server, admin, databases, get, login, post, request, start};
+use support::{Server, admin, databases, get, login, post, request, rfc3339, site_id, start};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -96,16 +96,6 @@ async fn refused(ws: &mut Ws, msg: Value) -> String {
         .as_str()
         .expect("code")
         .to_string()
-}
-
-fn site_id(sites: &Value, code: &str) -> i64 {
-    sites
-        .as_array()
-        .expect("sites")
-        .iter()
-        .find(|s| s["code"] == code)
-        .and_then(|s| s["id"].as_i64())
-        .unwrap_or_else(|| panic!("site {code}"))
 }
 
 /// A room terminal's session token for site `code`.
@@ -215,19 +205,13 @@ async fn the_chair_runs_the_floor_and_the_sfu_is_told() {
         assert_eq!(r.status, 201, "{}", r.body);
         let chair_token = login(&server, "chu.tich", "mật-khẩu-dài").await;
         let now = signaling::clock::now();
-        let at = |t: i64| {
-            time::OffsetDateTime::from_unix_timestamp(t)
-                .expect("time")
-                .format(&time::format_description::well_known::Rfc3339)
-                .expect("format")
-        };
         // Starts in 10 minutes: roll call is open.
         let meeting = post(
             &server,
             "/api/meetings",
             Some(&chair_token),
-            &json!({"title": "Giao ban huyện", "starts_at": at(now + 600),
-                    "ends_at": at(now + 4200), "invite": {"kind": "district", "site_id": h01}}),
+            &json!({"title": "Giao ban huyện", "starts_at": rfc3339(now + 600),
+                    "ends_at": rfc3339(now + 4200), "invite": {"kind": "district", "site_id": h01}}),
         )
         .await
         .json();
@@ -432,17 +416,11 @@ async fn a_dashboard_watches_a_meeting_without_taking_part() {
     .await;
     assert_eq!(r.status, 200);
     let now = signaling::clock::now();
-    let at = |t: i64| {
-        time::OffsetDateTime::from_unix_timestamp(t)
-            .expect("time")
-            .format(&time::format_description::well_known::Rfc3339)
-            .expect("format")
-    };
     let meeting = post(
         &server,
         "/api/meetings",
         Some(&admin),
-        &json!({"title": "Giao ban", "starts_at": at(now + 600), "ends_at": at(now + 4200),
+        &json!({"title": "Giao ban", "starts_at": rfc3339(now + 600), "ends_at": rfc3339(now + 4200),
                 "invite": {"kind": "level", "level": "district"}}),
     )
     .await;

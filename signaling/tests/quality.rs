@@ -7,7 +7,7 @@ mod support;
 use serde_json::json;
 use signaling::monitor::Totals;
 use signaling::reports;
-use support::{admin, databases, get, login, post, start};
+use support::{admin, databases, get, import, login, post, rfc3339, site_id, start};
 
 const SITES: &str = "code,name,level,parent_code,terminal_id\n\
                      T01,Tỉnh,province,,\n\
@@ -20,39 +20,16 @@ async fn quality_reports_are_stored_added_to_and_exported() {
     for (backend, url) in databases("quality").await {
         let server = start(&format!("quality-{backend}"), url).await;
         let admin = admin(&server).await;
-        let r = support::request(
-            &server,
-            "POST",
-            "/api/sites/import",
-            Some(&admin),
-            "text/csv",
-            SITES.as_bytes(),
-        )
-        .await;
+        let r = import(&server, &admin, SITES).await;
         assert_eq!(r.status, 200, "{}", r.body);
         let sites = get(&server, "/api/sites", Some(&admin)).await.json();
-        let id_of = |code: &str| {
-            sites
-                .as_array()
-                .expect("sites")
-                .iter()
-                .find(|s| s["code"] == code)
-                .and_then(|s| s["id"].as_i64())
-                .expect("site")
-        };
-        let (x1, x2) = (id_of("X001"), id_of("X002"));
+        let (x1, x2) = (site_id(&sites, "X001"), site_id(&sites, "X002"));
         let now = signaling::clock::now();
-        let at = |t: i64| {
-            time::OffsetDateTime::from_unix_timestamp(t)
-                .expect("time")
-                .format(&time::format_description::well_known::Rfc3339)
-                .expect("format")
-        };
         let meeting = post(
             &server,
             "/api/meetings",
             Some(&admin),
-            &json!({"title": "Giao ban", "starts_at": at(now + 600), "ends_at": at(now + 4200),
+            &json!({"title": "Giao ban", "starts_at": rfc3339(now + 600), "ends_at": rfc3339(now + 4200),
                     "invite": {"kind": "all"}}),
         )
         .await;
@@ -172,50 +149,27 @@ async fn province_statistics_count_what_was_recorded() {
     for (backend, url) in databases("stats").await {
         let server = start(&format!("stats-{backend}"), url).await;
         let admin = admin(&server).await;
-        let r = support::request(
-            &server,
-            "POST",
-            "/api/sites/import",
-            Some(&admin),
-            "text/csv",
-            SITES.as_bytes(),
-        )
-        .await;
+        let r = import(&server, &admin, SITES).await;
         assert_eq!(r.status, 200, "{}", r.body);
         let sites = get(&server, "/api/sites", Some(&admin)).await.json();
-        let id_of = |code: &str| {
-            sites
-                .as_array()
-                .expect("sites")
-                .iter()
-                .find(|s| s["code"] == code)
-                .and_then(|s| s["id"].as_i64())
-                .expect("site")
-        };
         let r = post(
             &server,
             "/api/people",
             Some(&admin),
             &json!({"username": "chu.tich", "display_name": "Chủ tịch", "role": "chair",
-                    "site_id": id_of("T01"), "password": "mật-khẩu-dài"}),
+                    "site_id": site_id(&sites, "T01"), "password": "mật-khẩu-dài"}),
         )
         .await;
         assert_eq!(r.status, 201, "{}", r.body);
         let chair = login(&server, "chu.tich", "mật-khẩu-dài").await;
         let now = signaling::clock::now();
-        let at = |t: i64| {
-            time::OffsetDateTime::from_unix_timestamp(t)
-                .expect("time")
-                .format(&time::format_description::well_known::Rfc3339)
-                .expect("format")
-        };
         let mut ids = Vec::new();
         for title in ["Giao ban <tháng 11>", "Hủy", "Sắp tới"] {
             let r = post(
                 &server,
                 "/api/meetings",
                 Some(&chair),
-                &json!({"title": title, "starts_at": at(now + 86_400), "ends_at": at(now + 90_000),
+                &json!({"title": title, "starts_at": rfc3339(now + 86_400), "ends_at": rfc3339(now + 90_000),
                         "invite": {"kind": "all"}}),
             )
             .await;
@@ -254,7 +208,7 @@ async fn province_statistics_count_what_was_recorded() {
                  VALUES ($1, $2, $3, $4, $4)",
             )
             .bind(ids[0])
-            .bind(id_of(site))
+            .bind(site_id(&sites, site))
             .bind(start + from)
             .bind(start + to)
             .execute(pool)

@@ -271,3 +271,34 @@ export function run(cmd, args) {
     });
   });
 }
+
+/**
+ * Issues site `siteId`'s terminal credential (as `adminToken`) and writes a headless test-source
+ * room-agent configuration for it in `dir`; returns the configuration's path. `capture` and
+ * `video` are extra lines of those sections.
+ */
+export async function agentConfig({ base, adminToken, siteId, terminal, dir, capture = [], video = [] }) {
+  const issued = await httpsRequest('POST', `${base}/api/sites/${siteId}/credential`, { token: adminToken, body: {} });
+  if (issued.status !== 200) throw new Error(`credential for site ${siteId}: ${issued.status} ${issued.body}`);
+  const secret = `${dir}/${terminal}.secret`;
+  fs.writeFileSync(secret, issued.json().secret, { mode: 0o600 });
+  const config = `${dir}/${terminal}.toml`;
+  fs.writeFileSync(config, [
+    'display = "none"',
+    '[server]',
+    `url = "${base}"`,
+    `terminal_id = "${terminal}"`,
+    `secret_file = "${secret}"`,
+    `pinned_certificate = "${dir}/data/tls-cert.pem"`,
+    'schedule_poll_secs = 1',
+    '[capture]',
+    'camera = "test"',
+    'microphone = "test"',
+    'fps = 15',
+    ...capture,
+    '[video]',
+    'encoder = "software"',
+    ...video,
+  ].join('\n'));
+  return config;
+}

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
+  agentConfig,
   CHROMIUM_ARGS,
   freeTcpPort,
   freeUdpPort,
@@ -106,27 +107,10 @@ test('a lossy site shows in the series, fires the alert in Prometheus and reache
     const technician = await login('ky.thuat', PASSWORD);
 
     // The room agent of X001.
-    const issued = await api('POST', `/api/sites/${x001}/credential`, admin, {});
-    assert.equal(issued.status, 200, issued.body);
-    const secret = path.join(tmp, 'x001.secret');
-    fs.writeFileSync(secret, issued.json().secret, { mode: 0o600 });
-    const config = path.join(tmp, 'x001.toml');
-    fs.writeFileSync(config, [
-      'display = "none"',
-      '[server]',
-      `url = "${base}"`,
-      'terminal_id = "rt-x001"',
-      `secret_file = "${secret}"`,
-      `pinned_certificate = "${path.join(tmp, 'data', 'tls-cert.pem')}"`,
-      'schedule_poll_secs = 1',
-      '[capture]',
-      'camera = "test"',
-      'microphone = "test"',
-      'fps = 15',
-      '[video]',
-      'layers = [{ height = 90, kbps = 100 }, { height = 180, kbps = 250 }]',
-      'encoder = "software"',
-    ].join('\n'));
+    const config = await agentConfig({
+      base, adminToken: admin, siteId: x001, terminal: 'rt-x001', dir: tmp,
+      video: ['layers = [{ height = 90, kbps = 100 }, { height = 180, kbps = 250 }]'],
+    });
     group.launch(AGENT_BIN, ['--config', config], 'agent', { RUST_LOG: 'info' });
 
     const at = (s) => new Date(Date.now() + s * 1000).toISOString();

@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freeTcpPort, freeUdpPort, httpsGet, httpsRequest, processGroup, run, sleep, waitFor } from './helpers.mjs';
+import { agentConfig, freeTcpPort, freeUdpPort, httpsGet, httpsRequest, processGroup, run, sleep, waitFor } from './helpers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
@@ -99,29 +99,12 @@ test('a room agent behind a thin link lowers its bitrate to fit, and raises it a
     const imported = await api('POST', '/api/sites/import', admin, csv, 'text/csv');
     assert.equal(imported.status, 200, imported.body);
     const site = (await api('GET', '/api/sites', admin)).json().find((s) => s.code === 'X001').id;
-    const issued = await api('POST', `/api/sites/${site}/credential`, admin, {});
-    assert.equal(issued.status, 200, issued.body);
-    const secret = path.join(tmp, 'x001.secret');
-    fs.writeFileSync(secret, issued.json().secret, { mode: 0o600 });
-    const config = path.join(tmp, 'x001.toml');
-    fs.writeFileSync(config, [
-      'display = "none"',
-      '[server]',
-      `url = "${base}"`,
-      'terminal_id = "rt-x001"',
-      `secret_file = "${secret}"`,
-      `pinned_certificate = "${path.join(tmp, 'data', 'tls-cert.pem')}"`,
-      'schedule_poll_secs = 1',
-      '[capture]',
-      'camera = "test"',
-      'microphone = "test"',
+    const config = await agentConfig({
+      base, adminToken: admin, siteId: site, terminal: 'rt-x001', dir: tmp,
       // Moving rings: the encoders spend what they are allowed, so what they send shows it.
-      'test_pattern = "zone-plate"',
-      'fps = 15',
-      '[video]',
-      `layers = [${LAYERS.map((l) => `{ height = ${l.height}, kbps = ${l.kbps} }`).join(', ')}]`,
-      'encoder = "software"',
-    ].join('\n'));
+      capture: ['test_pattern = "zone-plate"'],
+      video: [`layers = [${LAYERS.map((l) => `{ height = ${l.height}, kbps = ${l.kbps} }`).join(', ')}]`],
+    });
     const agent = group.launch('ip', ['netns', 'exec', link.ns, AGENT_BIN, '--config', config], 'agent', {
       RUST_LOG: process.env.AGENT_LOG || 'info',
     });

@@ -191,3 +191,36 @@ pub async fn login(server: &Server, username: &str, password: &str) -> String {
 pub async fn admin(server: &Server) -> String {
     login(server, "admin", signaling::config::TEST_ADMIN_PASSWORD).await
 }
+
+/// Imports sites from CSV as `token`.
+pub async fn import(server: &Server, token: &str, csv: &str) -> Response {
+    request(
+        server,
+        "POST",
+        "/api/sites/import",
+        Some(token),
+        "text/csv",
+        csv.as_bytes(),
+    )
+    .await
+}
+
+/// The id of site `code` in a `GET /api/sites` answer.
+pub fn site_id(sites: &Value, code: &str) -> i64 {
+    sites
+        .as_array()
+        .expect("sites")
+        .iter()
+        .find(|s| s["code"] == code)
+        .and_then(|s| s["id"].as_i64())
+        .unwrap_or_else(|| panic!("site {code}"))
+}
+
+/// Unix seconds as the API takes times: RFC 3339, in Vietnam's time.
+pub fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .expect("time")
+        .to_offset(time::macros::offset!(+7))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format")
+}
