@@ -416,21 +416,7 @@ impl HubState {
                     self.watchers.remove(&key);
                 }
             },
-            HubMsg::ToViewers { meeting, msg } => {
-                self.tell_watchers(meeting, &msg);
-                let viewers: Vec<u64> = match self.live.get(&meeting) {
-                    Some(live) => self
-                        .participants
-                        .iter()
-                        .filter(|(_, p)| p.meeting == meeting && live.sees_roll_call(&p.who))
-                        .map(|(id, _)| *id)
-                        .collect(),
-                    None => Vec::new(),
-                };
-                for id in viewers {
-                    self.send_to(id, msg.clone()).await;
-                }
-            }
+            HubMsg::ToViewers { meeting, msg } => self.tell_viewers(meeting, msg).await,
             HubMsg::Healths { reply } => {
                 let all = self
                     .health
@@ -689,6 +675,24 @@ impl HubState {
         }
     }
 
+    /// Sends `msg` to those in `meeting` who see roll call (chair, administrators,
+    /// technicians) and to the dashboards following it.
+    async fn tell_viewers(&mut self, meeting: i64, msg: ServerMsg) {
+        self.tell_watchers(meeting, &msg);
+        let viewers: Vec<u64> = match self.live.get(&meeting) {
+            Some(live) => self
+                .participants
+                .iter()
+                .filter(|(_, p)| p.meeting == meeting && live.sees_roll_call(&p.who))
+                .map(|(id, _)| *id)
+                .collect(),
+            None => Vec::new(),
+        };
+        for id in viewers {
+            self.send_to(id, msg.clone()).await;
+        }
+    }
+
     /// Hands `msg` to the dashboards following `meeting`; one that cannot keep up misses it
     /// (the next message brings it up to date), and one that is gone is forgotten.
     fn tell_watchers(&mut self, meeting: i64, msg: &ServerMsg) {
@@ -712,16 +716,7 @@ impl HubState {
             let msg = ServerMsg::RollCall {
                 sites: live.roll_call(&self.online),
             };
-            let viewers: Vec<u64> = self
-                .participants
-                .iter()
-                .filter(|(_, p)| p.meeting == meeting && live.sees_roll_call(&p.who))
-                .map(|(id, _)| *id)
-                .collect();
-            self.tell_watchers(meeting, &msg);
-            for id in viewers {
-                self.send_to(id, msg.clone()).await;
-            }
+            self.tell_viewers(meeting, msg).await;
         }
         let every = attendance::HEARTBEAT_SECS / ROLL_CALL_EVERY.as_secs().max(1) as i64;
         if self.ticks % every.max(1) == 0

@@ -234,11 +234,12 @@ impl Monitor {
         let mut round = Round::default();
         for o in observations {
             let track = self.sites.entry((o.meeting, o.site)).or_default();
-            let mut video_stopped = false;
+            let (mut video_stopped, mut loss_high) = (false, false);
             match &o.figures {
                 Some(figures) => {
                     if let Some(sample) = track.sample(now, unix, figures) {
                         video_stopped = track.had_video && sample.fps.is_none_or(|f| f == 0.0);
+                        loss_high = sample.loss > 0.05;
                         track.had_video |= sample.fps.is_some_and(|f| f > 0.0);
                         round.samples.push((o.meeting, o.site, sample));
                     }
@@ -249,10 +250,7 @@ impl Monitor {
             }
             let holds = [
                 o.missing_from_started_meeting,
-                round
-                    .samples
-                    .last()
-                    .is_some_and(|(m, s, x)| (*m, *s) == (o.meeting, o.site) && x.loss > 0.05),
+                loss_high,
                 video_stopped,
                 o.cpu.is_some_and(|c| c > 0.9),
             ];

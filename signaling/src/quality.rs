@@ -160,98 +160,84 @@ pub fn render(out: &mut String, placed: &[Placed], quality: &[EndpointQuality]) 
     let sites = per_site(placed, quality);
     let label = |(meeting, site): &(i64, i64)| format!("meeting=\"{meeting}\",site=\"{site}\"");
 
+    // Per stream: audio (where it applies) and each video layer that arrived.
     type Counter = fn(&StreamStats) -> u64;
-    let streams: [(&str, &str, Counter); 6] = [
+    let streams: [(&str, &str, bool, Counter); 6] = [
         (
             "bridge_site_received_packets_total",
             "RTP packets received from the site (retransmissions included)",
+            true,
             |s| s.packets,
         ),
         (
             "bridge_site_received_bytes_total",
             "RTP payload bytes received from the site",
+            true,
             |s| s.bytes,
         ),
         (
             "bridge_site_expected_packets_total",
             "RTP packets the site's sequence numbers say were sent",
+            true,
             |s| s.expected,
         ),
         (
             "bridge_site_missing_packets_total",
             "Packets from the site missing when a later one arrived (loss before retransmission)",
+            true,
             |s| s.missing_at_first,
         ),
         (
             "bridge_site_lost_packets_total",
             "Packets from the site still missing a second later (loss after retransmission)",
+            true,
             |s| s.lost,
         ),
         (
             "bridge_site_video_frames_total",
             "Video frames received from the site",
+            false,
             |s| s.frames,
         ),
     ];
-    for (name, help, get) in streams {
+    for (name, help, with_audio, get) in streams {
         let mut m = Metric::new(out, name, "counter", help);
         for (key, f) in &sites {
             let labels = label(key);
-            if name != "bridge_site_video_frames_total" {
+            if with_audio {
                 m.sample(name, &format!("{labels},kind=\"audio\""), get(&f.audio));
             }
-            for (layer, v) in f.video.iter().enumerate() {
-                if v.packets > 0 {
-                    let l = format!("{labels},kind=\"video\",layer=\"{layer}\"");
-                    m.sample(name, &l, get(v));
-                }
+            for (layer, v) in f.video.iter().enumerate().filter(|(_, v)| v.packets > 0) {
+                let l = format!("{labels},kind=\"video\",layer=\"{layer}\"");
+                m.sample(name, &l, get(v));
             }
         }
     }
 
-    let mut m = Metric::new(
-        out,
-        "bridge_site_video_freezes_total",
-        "counter",
-        "Video frames from the site that came far later than usual (WebRTC's freeze rule)",
-    );
-    for (key, f) in &sites {
-        for (layer, v) in f.video.iter().enumerate() {
-            if v.packets > 0 {
-                let l = format!("{},layer=\"{layer}\"", label(key));
-                m.sample("bridge_site_video_freezes_total", &l, v.freezes);
-            }
-        }
-    }
-    let mut m = Metric::new(
-        out,
-        "bridge_site_video_keyframes_total",
-        "counter",
-        "Video keyframes received from the site",
-    );
-    for (key, f) in &sites {
-        for (layer, v) in f.video.iter().enumerate() {
-            if v.packets > 0 {
-                let l = format!("{},layer=\"{layer}\"", label(key));
-                m.sample("bridge_site_video_keyframes_total", &l, v.keyframes);
-            }
-        }
-    }
-    let mut m = Metric::new(
-        out,
-        "bridge_site_video_freeze_seconds_total",
-        "counter",
-        "Time the site's video stood still beyond its usual frame interval",
-    );
-    for (key, f) in &sites {
-        for (layer, v) in f.video.iter().enumerate() {
-            if v.packets > 0 {
-                let l = format!("{},layer=\"{layer}\"", label(key));
-                m.sample(
-                    "bridge_site_video_freeze_seconds_total",
-                    &l,
-                    v.freeze_seconds,
-                );
+    // Per video layer that arrived, labelled by layer only.
+    type Video = fn(&StreamStats) -> f64;
+    let video: [(&str, &str, Video); 3] = [
+        (
+            "bridge_site_video_freezes_total",
+            "Video frames from the site that came far later than usual (WebRTC's freeze rule)",
+            |v| v.freezes as f64,
+        ),
+        (
+            "bridge_site_video_keyframes_total",
+            "Video keyframes received from the site",
+            |v| v.keyframes as f64,
+        ),
+        (
+            "bridge_site_video_freeze_seconds_total",
+            "Time the site's video stood still beyond its usual frame interval",
+            |v| v.freeze_seconds,
+        ),
+    ];
+    for (name, help, get) in video {
+        let mut m = Metric::new(out, name, "counter", help);
+        for (key, f) in &sites {
+            for (layer, v) in f.video.iter().enumerate().filter(|(_, v)| v.packets > 0) {
+                m.sample(name, &format!("{},layer=\"{layer}\"", label(key)), get(v));
             }
         }
     }

@@ -135,7 +135,7 @@ pub fn compute(from: &str, to: &str, held: &[Held], trip_cost_vnd: u64) -> Stats
             .filter(|s| Some(**s) != m.chair_site)
             .count();
         trips += saved;
-        let length = (m.ends_at - m.starts_at).max(0) as f64 / 3600.0;
+        let length = m.ends_at.saturating_sub(m.starts_at).max(0) as f64 / 3600.0;
         hours += length;
         site_seconds += m.site_seconds.max(0);
         per_meeting.push(MeetingLine {
@@ -211,7 +211,9 @@ pub async fn gather(db: &Db, start: i64, end: i64, now: i64) -> Result<Vec<Held>
         let mut site_seconds = 0;
         for s in &stays {
             attended.insert(s.try_get::<i64, _>("site_id")?);
-            site_seconds += s.try_get::<i64, _>("until")? - s.try_get::<i64, _>("joined_at")?;
+            site_seconds += s
+                .try_get::<i64, _>("until")?
+                .saturating_sub(s.try_get::<i64, _>("joined_at")?);
         }
         held.push(Held {
             id,
@@ -366,12 +368,15 @@ pub fn html(s: &Stats) -> String {
     out
 }
 
-/// `?from=YYYY-MM-DD&to=YYYY-MM-DD` (Vietnam's days, `to` included).
+/// `?from=YYYY-MM-DD&to=YYYY-MM-DD` (Vietnam's days, `to` included). Missing ones are empty,
+/// so that they get the same JSON error as a bad date rather than a plain-text rejection.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct PeriodQuery {
     /// First day.
+    #[serde(default)]
     pub from: String,
     /// Last day, included.
+    #[serde(default)]
     pub to: String,
 }
 

@@ -39,14 +39,13 @@ pub fn spawn(state: AppState) {
                 .copied()
                 .filter(|m| !open.contains(m))
                 .collect();
-            if rounds.is_multiple_of(STORE_EVERY) || !closed.is_empty() {
-                let due = if rounds.is_multiple_of(STORE_EVERY) {
-                    followed.clone()
-                } else {
-                    closed.clone()
-                };
-                store(&state, &mut earlier, &due).await;
-            }
+            // Every minute all reports; otherwise those of the meetings that just closed.
+            let due = if rounds.is_multiple_of(STORE_EVERY) {
+                &followed
+            } else {
+                &closed
+            };
+            store(&state, &mut earlier, due).await;
             if !closed.is_empty() {
                 let mut monitor = state.monitor.lock().unwrap_or_else(|e| e.into_inner());
                 for meeting in &closed {

@@ -16,9 +16,10 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
+  AGENT_BIN,
+  BRIDGE_BIN,
   CHROMIUM_ARGS,
   flowing,
   freeTcpPort,
@@ -30,13 +31,9 @@ import {
   sleep,
   tail,
   waitFor,
+  WEB_ROOT,
 } from './helpers.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
-const BRIDGE_BIN = process.env.BRIDGE_BIN || path.join(repo, 'target', 'debug', 'bridge');
-const AGENT_BIN = process.env.ROOM_AGENT_BIN || path.join(repo, 'target', 'debug', 'room-agent');
-const WEB_ROOT = path.join(repo, 'web-client', 'dist');
 const ADMIN_PASSWORD = 'e2e-admin-password';
 const PASSWORD = 'mật-khẩu-e2e';
 const SITES_CSV = [

@@ -7,6 +7,17 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// ---- where things are ----------------------------------------------------------------------
+
+/** The repository. */
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The binaries under test (BRIDGE_BIN and ROOM_AGENT_BIN override them), the built web client. */
+export const BRIDGE_BIN = process.env.BRIDGE_BIN || path.join(REPO, 'target', 'debug', 'bridge');
+export const AGENT_BIN = process.env.ROOM_AGENT_BIN || path.join(REPO, 'target', 'debug', 'room-agent');
+export const WEB_ROOT = path.join(REPO, 'web-client', 'dist');
 
 // The flags from shared/TESTING.md (Playwright gives every launch a fresh --user-data-dir).
 export const CHROMIUM_ARGS = [

@@ -10,9 +10,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
+  BRIDGE_BIN,
   CHROMIUM_ARGS,
   flowing,
   freeTcpPort,
@@ -21,18 +21,16 @@ import {
   inboundStats,
   metricValue,
   pageState,
+  REPO,
   sendGarbage,
   sentLayerHeights,
   sleep,
   tail,
   waitFor,
+  WEB_ROOT,
 } from './helpers.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
-const BRIDGE_BIN = process.env.BRIDGE_BIN || path.join(repo, 'target', 'debug', 'bridge');
-const WEB_ROOT = path.join(repo, 'web-client', 'dist');
-const SCREENSHOT = path.join(here, 'screenshots', 'meeting.png');
+const SCREENSHOT = path.join(REPO, 'tests', 'e2e', 'screenshots', 'meeting.png');
 const NAMES = ['Anh', 'Bình', 'Chi'];
 
 // ---- the test ----------------------------------------------------------------------------

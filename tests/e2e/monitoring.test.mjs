@@ -18,10 +18,11 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
+  AGENT_BIN,
   agentConfig,
+  BRIDGE_BIN,
   CHROMIUM_ARGS,
   freeTcpPort,
   freeUdpPort,
@@ -29,14 +30,11 @@ import {
   httpsRequest,
   pageState,
   processGroup,
+  REPO,
   waitFor,
+  WEB_ROOT,
 } from './helpers.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
-const BRIDGE_BIN = process.env.BRIDGE_BIN || path.join(repo, 'target', 'debug', 'bridge');
-const AGENT_BIN = process.env.ROOM_AGENT_BIN || path.join(repo, 'target', 'debug', 'room-agent');
-const WEB_ROOT = path.join(repo, 'web-client', 'dist');
 const ADMIN_PASSWORD = 'e2e-admin-password';
 const PASSWORD = 'mật-khẩu-e2e';
 
@@ -124,7 +122,7 @@ test('a lossy site shows in the series, fires the alert in Prometheus and reache
     const promConfig = path.join(tmp, 'prometheus.yml');
     fs.writeFileSync(promConfig, [
       'global: {scrape_interval: 1s, evaluation_interval: 1s}',
-      `rule_files: ["${path.join(repo, 'deploy', 'prometheus', 'alerts.yml')}"]`,
+      `rule_files: ["${path.join(REPO, 'deploy', 'prometheus', 'alerts.yml')}"]`,
       'scrape_configs:',
       '  - job_name: bridge',
       '    scheme: https',
@@ -214,7 +212,7 @@ test('a lossy site shows in the series, fires the alert in Prometheus and reache
     }, 500);
     await cellOf(x001).click();
     await waitFor('the site detail with its charts', 10_000, async () => (await dash.locator('#charts svg').count()) === 4, 500);
-    const shots = path.join(repo, 'tests', 'e2e', 'screenshots');
+    const shots = path.join(REPO, 'tests', 'e2e', 'screenshots');
     fs.mkdirSync(shots, { recursive: true });
     await dash.screenshot({ path: path.join(shots, 'dashboard-loss-alert.png'), fullPage: true });
     // A command is one click away: the terminal is told to restart its pipeline.

@@ -13,9 +13,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import {
+  BRIDGE_BIN,
   CHROMIUM_ARGS,
   flowing,
   freeTcpPort,
@@ -27,12 +27,9 @@ import {
   sleep,
   tail,
   waitFor,
+  WEB_ROOT,
 } from './helpers.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
-const BRIDGE_BIN = process.env.BRIDGE_BIN || path.join(repo, 'target', 'debug', 'bridge');
-const WEB_ROOT = path.join(repo, 'web-client', 'dist');
 const ADMIN_PASSWORD = 'e2e-admin-password';
 const PASSWORD = 'mật-khẩu-e2e';
 const PEOPLE = [

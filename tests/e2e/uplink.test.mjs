@@ -16,13 +16,20 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { agentConfig, freeTcpPort, freeUdpPort, httpsGet, httpsRequest, processGroup, run, sleep, waitFor } from './helpers.mjs';
+import {
+  AGENT_BIN,
+  agentConfig,
+  BRIDGE_BIN,
+  freeTcpPort,
+  freeUdpPort,
+  httpsGet,
+  httpsRequest,
+  processGroup,
+  run,
+  sleep,
+  waitFor,
+} from './helpers.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..', '..');
-const BRIDGE_BIN = process.env.BRIDGE_BIN || path.join(repo, 'target', 'debug', 'bridge');
-const AGENT_BIN = process.env.ROOM_AGENT_BIN || path.join(repo, 'target', 'debug', 'room-agent');
 const ADMIN_PASSWORD = 'e2e-admin-password';
 // The link's rate while narrowed, and what the agent's layers want (kb/s).
 const LINK_KBPS = 300;

@@ -199,17 +199,6 @@ impl SfuCore {
         let Some(layer) = track_in.layer_of(rid) else {
             return;
         };
-        if let Some(meter) = track_in.meter(layer, clock_rate) {
-            let header = &packet.header;
-            let size = packet.payload.len();
-            meter.packet(
-                now,
-                header.sequence_number,
-                header.timestamp,
-                size,
-                is_video,
-            );
-        }
         if !is_video && let Some(level) = packet.header.ext_vals.audio_level {
             ep.measured.audio_level = Some(level);
         }
@@ -236,15 +225,24 @@ impl SfuCore {
                 }
                 None => codec == VideoCodec::Other,
             };
+        if let Some(meter) = track_in.meter(layer, clock_rate) {
+            let header = &packet.header;
+            let size = packet.payload.len();
+            meter.packet(
+                now,
+                header.sequence_number,
+                header.timestamp,
+                size,
+                is_video,
+            );
+            // Only a parsed keyframe start counts (an unparsed codec's every packet may start one).
+            if keyframe && codec != VideoCodec::Other {
+                meter.keyframe();
+            }
+        }
         if is_video {
             track_in.last_seen[usize::from(layer)] = Some(now);
             track_in.rates[usize::from(layer)].record(now, packet.payload.len());
-            if keyframe
-                && codec != VideoCodec::Other
-                && let Some(Some(meter)) = track_in.meters.get_mut(usize::from(layer))
-            {
-                meter.keyframe();
-            }
         }
         let layers = track_in.layer_info(now);
         let Some(meeting) = self.meetings.get_mut(&meeting_id) else {
