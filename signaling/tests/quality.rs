@@ -258,7 +258,10 @@ async fn province_statistics_count_what_was_recorded() {
         .await;
         assert_eq!((bad.status, bad.code().as_str()), (400, "invalid_period"));
         let missing = get(&server, "/api/stats", Some(&admin)).await;
-        assert_eq!((missing.status, missing.code().as_str()), (400, "invalid_period"));
+        assert_eq!(
+            (missing.status, missing.code().as_str()),
+            (400, "invalid_period")
+        );
         let r = post(
             &server,
             "/api/people",

@@ -263,6 +263,31 @@ test('room agents join by themselves, are seen and heard, and come back after a 
     assert.equal(metrics.lost, 0, 'nothing lost on loopback');
     assert.equal(metrics.started, 0, 'the meeting is in roll call');
 
+    // A technician mutes X002's microphone: the SFU hears silence from it (RFC 6464 level
+    // -127), and its health says muted; unmuted, the tone is back.
+    const x002 = siteId('X002');
+    const command = async (body) => {
+      const r = await api('POST', `/api/sites/${x002}/command`, technician, body);
+      assert.equal(r.status, 202, r.body);
+    };
+    const level = async () =>
+      series((await httpsGet(`${base}/metrics`)).body, `bridge_site_audio_level_dbov{meeting="${meeting.id}",site="${x002}"}`);
+    const x002Health = async () => (await api('GET', `/api/sites/${x002}/health`, technician)).json().report;
+    await command({ action: 'mute', muted: true });
+    await waitFor('X002 silent at the SFU', 15_000, async () => (await level()) === -127, 500);
+    await waitFor('X002 reported muted', 15_000, async () => (await x002Health())?.muted === true, 500);
+    await command({ action: 'mute', muted: false });
+    await waitFor('X002 heard again', 15_000, async () => (await level()) > -60, 500);
+    // A bitrate ceiling: the encoders' targets fit under it (the top layer pauses), then lifted.
+    await command({ action: 'max_bitrate', kbps: 120 });
+    const capped = await waitFor('X002 under its 120 kb/s ceiling', 20_000, async () => {
+      const h = await x002Health();
+      const target = h?.layers.reduce((sum, l) => sum + (l.target_kbps ?? Infinity), 0);
+      return target <= 120 && h.layers[1].paused ? h.layers : null;
+    }, 500);
+    t.diagnostic(`X002 capped: ${JSON.stringify(capped)}`);
+    await command({ action: 'max_bitrate', kbps: 0 });
+
     // A camera that is there but does not work (a device node that is no camera): the agent
     // tries it, falls back to the test picture at once and says why in its health; the room
     // stays seen and heard. Gone again, the error is cleared.
