@@ -588,7 +588,10 @@ impl HubState {
                 Command::Mute(..) => "moderation.mute",
                 Command::MuteAll(_) => "moderation.mute_all",
                 Command::Lock(_) => "moderation.lock",
-                Command::Request | Command::Withdraw | Command::Refuse(_) => "floor.change",
+                Command::Spotlight(_) => "moderation.spotlight",
+                Command::Request | Command::Withdraw | Command::Refuse(_) | Command::Share(_) => {
+                    "floor.change"
+                }
             };
             if let Err(e) =
                 attendance::save_moderation(&self.db, meeting, &moderation, &actor, action).await
@@ -614,7 +617,10 @@ impl HubState {
                 let _ = tx.commit().await;
             }
         }
-        if changed.moderation || changed.queue {
+        if changed.presenter {
+            self.push_policy(meeting).await;
+        }
+        if changed.moderation || changed.queue || changed.presenter {
             let floor = self.floor_msg(meeting);
             self.broadcast(meeting, 0, floor).await;
         }
@@ -652,6 +658,7 @@ impl HubState {
                         }
                         .into(),
                         participant: s.source.map(|e| e.0),
+                        content: s.content,
                     })
                     .collect();
                 self.send_to(endpoint.0, ServerMsg::Slots { slots }).await;
@@ -736,6 +743,8 @@ impl HubState {
                     queue: live.queue().to_vec(),
                     muted: m.muted.iter().copied().collect(),
                     locked: m.locked,
+                    spotlight: m.spotlight,
+                    presenter: live.presenter(),
                 }
             }
             None => ServerMsg::Floor {
@@ -743,6 +752,8 @@ impl HubState {
                 queue: Vec::new(),
                 muted: Vec::new(),
                 locked: false,
+                spotlight: None,
+                presenter: None,
             },
         }
     }
@@ -752,10 +763,15 @@ impl HubState {
         let Some(live) = self.live.get(&meeting) else {
             return;
         };
-        if !live.is_scheduled() {
+        let policy = live.policy();
+        // The demo meeting keeps the SFU's default policy (or one set through the moderation
+        // API) until someone presents in it.
+        if !live.is_scheduled()
+            && policy.presenter.is_none()
+            && !self.policies.contains_key(&meeting)
+        {
             return;
         }
-        let policy = live.policy();
         if self.policies.get(&meeting) == Some(&policy) {
             return;
         }
@@ -811,7 +827,8 @@ impl HubState {
         }
         let mut floor_changed = false;
         if let Some(live) = self.live.get_mut(&p.meeting) {
-            floor_changed = live.leave(id).queue;
+            let changed = live.leave(id);
+            floor_changed = changed.queue || changed.presenter;
             if live.is_empty() {
                 self.live.remove(&p.meeting);
                 self.policies.remove(&p.meeting);

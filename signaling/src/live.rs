@@ -36,6 +36,8 @@ pub struct Moderation {
     pub muted: BTreeSet<i64>,
     /// No site that has not been in the meeting yet may join.
     pub locked: bool,
+    /// The site the chair shows to everyone large.
+    pub spotlight: Option<i64>,
 }
 
 /// What the hub knows of a meeting when it goes live.
@@ -74,6 +76,11 @@ pub enum Command {
     MuteAll(bool),
     /// The chair locks or unlocks the meeting.
     Lock(bool),
+    /// The chair shows a site to everyone large, or stops (`None`).
+    Spotlight(Option<i64>),
+    /// A participant starts or stops presenting a document or screen. The chair may take
+    /// over another's presentation, and stop it.
+    Share(bool),
 }
 
 /// Why a command or a join was refused; each has a stable code for the client.
@@ -97,6 +104,9 @@ pub enum Refusal {
     /// The meeting is locked.
     #[error("the meeting is locked: no new site may join")]
     Locked,
+    /// Someone else presents.
+    #[error("another participant is presenting: ask the chair")]
+    Presenting,
 }
 
 impl Refusal {
@@ -109,6 +119,7 @@ impl Refusal {
             Self::NotInvited(_) => "not_invited",
             Self::NotRequested(_) => "not_requested",
             Self::Locked => "meeting_locked",
+            Self::Presenting => "someone_presents",
         }
     }
 }
@@ -120,6 +131,8 @@ pub struct Changed {
     pub moderation: bool,
     /// The floor queue (tell everyone).
     pub queue: bool,
+    /// Who presents (tell everyone, re-send the media policy; not stored).
+    pub presenter: bool,
 }
 
 /// A site's place in roll call.
@@ -166,6 +179,8 @@ pub struct Live {
     members: BTreeMap<u64, Member>,
     /// Sites asking for the floor, first asked first.
     queue: Vec<i64>,
+    /// The participant presenting a document or screen.
+    presenter: Option<u64>,
 }
 
 impl Live {
@@ -177,6 +192,7 @@ impl Live {
             invited,
             members: BTreeMap::new(),
             queue: Vec::new(),
+            presenter: None,
         }
     }
 
@@ -240,6 +256,10 @@ impl Live {
             return Changed::default();
         };
         let mut changed = Changed::default();
+        if self.presenter == Some(id) {
+            self.presenter = None;
+            changed.presenter = true;
+        }
         if let Some(site) = m.who.site_id
             && !self.members.values().any(|o| o.who.site_id == Some(site))
             && let Some(i) = self.queue.iter().position(|s| *s == site)
@@ -277,11 +297,16 @@ impl Live {
             .get(&actor)
             .map(|m| m.who.clone())
             .unwrap_or_default();
-        let chair_only = !matches!(command, Command::Request | Command::Withdraw);
-        if chair_only && !self.is_chair(&who) {
+        let chair = self.is_chair(&who);
+        let chair_only = !matches!(
+            command,
+            Command::Request | Command::Withdraw | Command::Share(_)
+        );
+        if chair_only && !chair {
             return Err(Refusal::NotChair);
         }
         let chair_sites = self.chair_sites();
+        let scheduled = self.is_scheduled();
         let moderation = &mut self.setup.moderation;
         let mut changed = Changed::default();
         match command {
@@ -351,6 +376,30 @@ impl Live {
                 changed.moderation = moderation.locked != locked;
                 moderation.locked = locked;
             }
+            Command::Spotlight(site) => {
+                if let Some(site) = site
+                    && !self.invited.contains(&site)
+                    && scheduled
+                {
+                    return Err(Refusal::NotInvited(site));
+                }
+                changed.moderation = moderation.spotlight != site;
+                moderation.spotlight = site;
+            }
+            Command::Share(on) => {
+                let next = match (on, self.presenter) {
+                    (true, Some(other)) if other != actor && !chair => {
+                        return Err(Refusal::Presenting);
+                    }
+                    (true, _) => Some(actor),
+                    (false, Some(current)) if current != actor && !chair => {
+                        return Err(Refusal::NotChair);
+                    }
+                    (false, _) => None,
+                };
+                changed.presenter = self.presenter != next;
+                self.presenter = next;
+            }
         }
         Ok(changed)
     }
@@ -403,8 +452,18 @@ impl Live {
                 .map(|(id, _)| EndpointId(*id))
                 .collect(),
             last_n: self.setup.last_n,
+            spotlight: moderation
+                .spotlight
+                .and_then(|s| self.endpoint_of(s))
+                .map(EndpointId),
+            presenter: self.presenter.map(EndpointId),
             ..MediaPolicy::default()
         }
+    }
+
+    /// The participant presenting a document or screen.
+    pub fn presenter(&self) -> Option<u64> {
+        self.presenter
     }
 
     /// The moderation state to store.
@@ -635,6 +694,7 @@ mod tests {
             floor: Some(3),
             muted: BTreeSet::from([2]),
             locked: true,
+            spotlight: Some(2),
         };
         s.attended = BTreeSet::from([2, 3]);
         let mut live = Live::new(s);
@@ -645,5 +705,64 @@ mod tests {
         let p = live.policy();
         assert_eq!(p.floor_holder, Some(EndpointId(3)));
         assert_eq!(p.muted, vec![EndpointId(2)]);
+        assert_eq!(p.spotlight, Some(EndpointId(2)));
+    }
+
+    #[test]
+    fn the_chair_spotlights_an_invited_site() {
+        let mut live = meeting();
+        assert_eq!(
+            live.apply(2, Command::Spotlight(Some(3))),
+            Err(Refusal::NotChair)
+        );
+        assert_eq!(
+            live.apply(10, Command::Spotlight(Some(9))),
+            Err(Refusal::NotInvited(9))
+        );
+        let c = live
+            .apply(10, Command::Spotlight(Some(3)))
+            .expect("spotlight");
+        assert!(c.moderation, "stored: it survives a restart");
+        assert_eq!(live.policy().spotlight, Some(EndpointId(3)));
+        assert_eq!(live.moderation().spotlight, Some(3));
+        live.apply(10, Command::Spotlight(None)).expect("off");
+        assert_eq!(live.policy().spotlight, None);
+    }
+
+    #[test]
+    fn one_presenter_at_a_time_and_the_chair_may_take_over_or_stop_it() {
+        let mut live = meeting();
+        let c = live
+            .apply(2, Command::Share(true))
+            .expect("site 2 presents");
+        assert!(c.presenter && !c.moderation, "told to all, not stored");
+        assert_eq!(live.presenter(), Some(2));
+        assert_eq!(live.policy().presenter, Some(EndpointId(2)));
+        assert_eq!(
+            live.apply(3, Command::Share(true)),
+            Err(Refusal::Presenting)
+        );
+        assert_eq!(
+            live.apply(3, Command::Share(false)),
+            Err(Refusal::NotChair),
+            "nor may another site stop it"
+        );
+        assert!(
+            !live
+                .apply(2, Command::Share(true))
+                .expect("again")
+                .presenter
+        );
+
+        // The chair takes over, then stops; a site then presents and leaves.
+        live.apply(10, Command::Share(true))
+            .expect("chair takes over");
+        assert_eq!(live.presenter(), Some(10));
+        live.apply(10, Command::Share(false)).expect("chair stops");
+        assert_eq!(live.policy().presenter, None);
+        live.apply(4, Command::Share(true))
+            .expect("site 4 presents");
+        assert!(live.leave(4).presenter);
+        assert_eq!(live.presenter(), None);
     }
 }

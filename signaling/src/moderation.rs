@@ -95,6 +95,7 @@ impl PolicyRequest {
             muted: self.muted.into_iter().map(EndpointId).collect(),
             loudest_n: self.loudest_n,
             last_n: self.last_n,
+            ..MediaPolicy::default()
         }
     }
 }

@@ -70,6 +70,16 @@ pub enum ClientMsg {
         /// Locked or not.
         locked: bool,
     },
+    /// The chair shows a site to everyone large (`null`: nobody).
+    Spotlight {
+        /// The site.
+        site: Option<i64>,
+    },
+    /// Start or stop presenting a document or screen: the client's second video track.
+    Share {
+        /// Presenting or not.
+        on: bool,
+    },
     /// A technician's dashboard follows a meeting without taking part: its roll call and its
     /// sites' quality come to this session (administrators, technicians and chairs).
     Watch {
@@ -199,6 +209,18 @@ struct MuteAllBody {
 #[serde(deny_unknown_fields)]
 struct LockBody {
     locked: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpotlightBody {
+    site: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShareBody {
+    on: bool,
 }
 
 #[derive(Deserialize)]
@@ -362,6 +384,12 @@ impl ClientMsg {
             "lock" => ClientMsg::Lock {
                 locked: field::<LockBody>("lock", body)?.locked,
             },
+            "spotlight" => ClientMsg::Spotlight {
+                site: field::<SpotlightBody>("spotlight", body)?.site,
+            },
+            "share" => ClientMsg::Share {
+                on: field::<ShareBody>("share", body)?.on,
+            },
             "watch" => ClientMsg::Watch {
                 meeting: field::<WatchBody>("watch", body)?.meeting,
             },
@@ -457,6 +485,9 @@ pub struct SlotMsg {
     pub kind: String,
     /// Whose media it carries now; `null` when idle.
     pub participant: Option<u64>,
+    /// It carries the participant's presentation (document, screen), not its camera.
+    #[serde(default)]
+    pub content: bool,
 }
 
 /// What a technician can tell a room terminal to do.
@@ -542,6 +573,10 @@ pub enum ServerMsg {
         muted: Vec<i64>,
         /// No new site may join.
         locked: bool,
+        /// The site the chair shows to everyone large.
+        spotlight: Option<i64>,
+        /// The participant presenting a document or screen (its second video track).
+        presenter: Option<u64>,
     },
     /// Roll call: every invited site's presence and media (to the chair, administrators and
     /// technicians in the meeting), at most once a second while it changes.

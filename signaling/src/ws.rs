@@ -312,6 +312,10 @@ async fn handle_text(
             moderate(state, member.as_ref(), Command::MuteAll(muted)).await
         }
         ClientMsg::Lock { locked } => moderate(state, member.as_ref(), Command::Lock(locked)).await,
+        ClientMsg::Spotlight { site } => {
+            moderate(state, member.as_ref(), Command::Spotlight(site)).await
+        }
+        ClientMsg::Share { on } => moderate(state, member.as_ref(), Command::Share(on)).await,
         ClientMsg::Watch { meeting } => watch_meeting(state, who, meeting, watch).await,
         ClientMsg::ClientStats(stats) => match member {
             Some(m) => {

@@ -36,6 +36,8 @@ pub(crate) enum Negotiation {
 pub(crate) struct TrackIn {
     pub(crate) mid: Mid,
     pub(crate) kind: MediaKind,
+    /// A document or screen rather than a camera: a publisher's second video track.
+    pub(crate) content: bool,
     /// Simulcast layers, lowest first; empty for a single stream.
     pub(crate) rids: Vec<Rid>,
     /// Per layer (one when not simulcast): the picture height seen in its last keyframe.
@@ -127,6 +129,7 @@ impl TrackIn {
         Self {
             mid,
             kind,
+            content: false,
             rids,
             heights: vec![None; n],
             last_seen: vec![None; n],
@@ -486,8 +489,17 @@ impl Endpoint {
         Some(found)
     }
 
-    /// The layer this endpoint wants of `source`'s video, `None` if it does not show it.
-    pub(crate) fn wanted_layer(&self, source: EndpointId, layers: &LayerInfo) -> Option<Layer> {
+    /// The layer this endpoint wants of `source`'s video, `None` if it does not show it. A
+    /// presentation (`content`) is shown large by everyone, whatever the view names.
+    pub(crate) fn wanted_layer(
+        &self,
+        source: EndpointId,
+        content: bool,
+        layers: &LayerInfo,
+    ) -> Option<Layer> {
+        if content {
+            return Some(layers.top());
+        }
         match &self.view {
             None => Some(layers.top()),
             Some(view) => view.get(&source).map(|height| layers.for_height(*height)),
@@ -550,11 +562,16 @@ impl Endpoint {
 
     /// Each slot that has a mid, with its kind and source: what the client needs to know to
     /// show the right picture in the right tile.
-    pub(crate) fn slot_mapping(&self) -> Vec<(Mid, MediaKind, Option<EndpointId>)> {
+    pub(crate) fn slot_mapping(&self) -> Vec<(Mid, MediaKind, Option<SourceTrack>)> {
         self.slots
             .iter()
-            .filter_map(|s| Some((s.local_mid()?, s.kind, s.source.map(|(e, _)| e))))
+            .filter_map(|s| Some((s.local_mid()?, s.kind, s.source)))
             .collect()
+    }
+
+    /// One of the tracks it publishes.
+    pub(crate) fn track_in(&self, mid: Mid) -> Option<&TrackIn> {
+        self.tracks_in.iter().find(|t| t.mid == mid)
     }
 
     /// If the session is stable and slots need adding, makes an SDP offer for them. Returns
@@ -698,7 +715,7 @@ mod tests {
         assert!(ep.offer_if_needed().is_none(), "one offer at a time");
         let mapping = ep.slot_mapping();
         assert_eq!(mapping.len(), 1);
-        assert_eq!(mapping[0].2, Some(EndpointId(2)));
+        assert_eq!(mapping[0].2, Some(source(2)));
         assert!(matches!(
             ep.accept_answer("not sdp"),
             Err(SfuError::BadSdp(_))

@@ -9,7 +9,7 @@ use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
-use super::allocator::{HEADROOM, Want};
+use super::allocator::{HEADROOM, Priority, Want};
 use super::codec::{VideoCodec, keyframe_start};
 use super::endpoint::{Budget, MAX_LAYERS, SourceTrack, TrackIn};
 use super::keyframe::Throttled;
@@ -94,10 +94,16 @@ impl SfuCore {
             };
             for track in &publisher.tracks_in {
                 match track.kind {
+                    // The presentation before every camera, whatever the receiver's view.
+                    MediaKind::Video if track.content => {
+                        if meeting.presents(source) {
+                            video.push(((0, (0, 0)), (source, track.mid)));
+                        }
+                    }
                     MediaKind::Video => {
                         let shown = ep.view.as_ref().is_none_or(|v| v.contains_key(&source));
                         if shown && meeting.video_allowed(source, receiver) {
-                            video.push((meeting.video_order(source), (source, track.mid)));
+                            video.push(((1, meeting.video_order(source)), (source, track.mid)));
                         }
                     }
                     MediaKind::Audio => {
@@ -166,8 +172,12 @@ impl SfuCore {
             return;
         }
         rids.truncate(MAX_LAYERS);
-        ep.tracks_in
-            .push(TrackIn::new(mid, kind, rids, self.config.keyframe_interval));
+        // The first video track is the camera; a second one carries a document or screen.
+        let content =
+            kind == MediaKind::Video && ep.tracks_in.iter().any(|t| t.kind == MediaKind::Video);
+        let mut track = TrackIn::new(mid, kind, rids, self.config.keyframe_interval);
+        track.content = content;
+        ep.tracks_in.push(track);
         let meeting = ep.meeting;
         self.plan_meeting_slots(meeting);
     }
@@ -245,6 +255,7 @@ impl SfuCore {
             track_in.rates[usize::from(layer)].record(now, packet.payload.len());
         }
         let layers = track_in.layer_info(now);
+        let content = track_in.content;
         let Some(meeting) = self.meetings.get_mut(&meeting_id) else {
             return;
         };
@@ -292,7 +303,7 @@ impl SfuCore {
             // The slot itself says last-N allows this source (slots are re-planned when it
             // changes); the view says at what size.
             let wanted = if is_video {
-                receiver.wanted_layer(source, &layers)
+                receiver.wanted_layer(source, content, &layers)
             } else {
                 None
             };
@@ -408,17 +419,16 @@ impl SfuCore {
             let Some((source, source_mid)) = track.source else {
                 continue;
             };
-            let Some(info) = self
+            let Some((info, content)) = self
                 .endpoints
                 .get(&source)
                 .and_then(|s| s.tracks_in.iter().find(|t| t.mid == source_mid))
-                .map(|t| t.layer_info(now))
+                .map(|t| (t.layer_info(now), t.content))
             else {
                 continue;
             };
-            let wanted = meeting
-                .video_allowed(source, receiver)
-                .then(|| ep.wanted_layer(source, &info))
+            let wanted = (content || meeting.video_allowed(source, receiver))
+                .then(|| ep.wanted_layer(source, content, &info))
                 .flatten();
             let Some(layer) = wanted else {
                 unshown.push(i);
@@ -426,7 +436,11 @@ impl SfuCore {
             };
             indexes.push(i);
             wants.push(Want {
-                priority: meeting.priority_of(source),
+                priority: if content {
+                    Priority::Floor
+                } else {
+                    meeting.priority_of(source)
+                },
                 layer,
                 rates: info.rates(),
             });

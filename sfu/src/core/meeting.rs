@@ -42,6 +42,12 @@ pub struct MediaPolicy {
     /// Video of only this many sources reaches each receiver: the most recent speakers, then
     /// the others in joining order; the chair and floor holder always (0: all).
     pub last_n: usize,
+    /// The site the chair put in the spotlight: its video goes to everyone, first, like the
+    /// floor holder's (its audio follows the usual rules).
+    pub spotlight: Option<EndpointId>,
+    /// Who presents a document or screen: its content track (a publisher's second video
+    /// track) goes to every receiver, first. Other publishers' content is not forwarded.
+    pub presenter: Option<EndpointId>,
 }
 
 impl Default for MediaPolicy {
@@ -53,6 +59,8 @@ impl Default for MediaPolicy {
             muted: Vec::new(),
             loudest_n: 3,
             last_n: 0,
+            spotlight: None,
+            presenter: None,
         }
     }
 }
@@ -120,7 +128,7 @@ impl Meeting {
     /// among its own N.
     pub(crate) fn video_allowed(&self, source: EndpointId, receiver: EndpointId) -> bool {
         let p = &self.policy;
-        if p.last_n == 0 || p.chair == Some(source) || p.floor_holder == Some(source) {
+        if p.last_n == 0 || self.is_featured(source) {
             return true;
         }
         let rank = |id| self.video_rank.get(&id).copied().unwrap_or(usize::MAX);
@@ -227,8 +235,7 @@ impl Meeting {
 
     /// How much `source`'s video matters to the others: the floor first, recent speakers next.
     pub(crate) fn priority_of(&self, source: EndpointId) -> Priority {
-        let p = &self.policy;
-        if p.chair == Some(source) || p.floor_holder == Some(source) {
+        if self.is_featured(source) {
             Priority::Floor
         } else if self
             .speakers
@@ -241,6 +248,18 @@ impl Meeting {
         } else {
             Priority::Gallery
         }
+    }
+
+    /// Whether `source`'s camera is one everyone sees large: the chair's, the floor holder's,
+    /// the spotlighted site's.
+    fn is_featured(&self, source: EndpointId) -> bool {
+        let p = &self.policy;
+        [p.chair, p.floor_holder, p.spotlight].contains(&Some(source))
+    }
+
+    /// Whether `source`'s content track (document, screen) is forwarded.
+    pub(crate) fn presents(&self, source: EndpointId) -> bool {
+        self.policy.presenter == Some(source)
     }
 
     fn may_be_heard(&self, source: EndpointId) -> bool {

@@ -180,6 +180,8 @@ pub struct SlotInfo {
     pub kind: SlotKind,
     /// Whose media it carries now (`None`: idle).
     pub source: Option<EndpointId>,
+    /// It carries the source's presentation (document, screen), not its camera.
+    pub content: bool,
 }
 
 /// The kind of a receive slot.
@@ -724,8 +726,8 @@ impl SfuCore {
                     .push_back(CoreOutput::Event(SfuEvent::Offer { endpoint: id, sdp }));
             }
             if std::mem::take(&mut ep.slots_changed) {
-                let slots = ep
-                    .slot_mapping()
+                let mapping = ep.slot_mapping();
+                let slots = mapping
                     .into_iter()
                     .map(|(mid, kind, source)| SlotInfo {
                         mid: mid.to_string(),
@@ -733,7 +735,10 @@ impl SfuCore {
                             MediaKind::Audio => SlotKind::Audio,
                             MediaKind::Video => SlotKind::Video,
                         },
-                        source,
+                        source: source.map(|(e, _)| e),
+                        content: source
+                            .and_then(|(e, mid)| self.endpoints.get(&e)?.track_in(mid))
+                            .is_some_and(|t| t.content),
                     })
                     .collect();
                 self.outputs.push_back(CoreOutput::Event(SfuEvent::Slots {
@@ -741,6 +746,9 @@ impl SfuCore {
                     slots,
                 }));
             }
+            let Some(ep) = self.endpoints.get_mut(&id) else {
+                return Ok(());
+            };
             let output = match ep.rtc.poll_output() {
                 Ok(o) => o,
                 Err(e) => {

@@ -51,6 +51,8 @@ pub const RIDS: [&str; 3] = ["q", "h", "f"];
 /// Where the test's own markers sit in every payload: after room for a VP8 keyframe header
 /// (descriptor, frame tag, start code, size), which the SFU reads.
 const MARKS: usize = 11;
+/// The layer mark of presentation packets (a camera has layers 0 to 2).
+pub const CONTENT_LAYER: u8 = 7;
 
 /// What a client received: who sent it, the kind, the layer and the publisher's own sequence
 /// number (all carried in the payload).
@@ -86,6 +88,11 @@ pub struct Client {
     audio_mid: Mid,
     /// `None` for an audio-only site.
     video_mid: Option<Mid>,
+    /// A second video track for a document or screen, if negotiated.
+    content_mid: Option<Mid>,
+    /// Sends on `content_mid` (a frame per media tick, marked with layer [`CONTENT_LAYER`]).
+    pub presenting: bool,
+    content_seq: u64,
     audio_seq: u64,
     /// Simulcast layers sent (1: no simulcast).
     pub layers: usize,
@@ -142,10 +149,24 @@ impl Client {
                     .ext_vals(exts),
             );
         }
+        let pt = self.payload_type(Codec::Vp8);
+        if let Some(mid) = self.content_mid.filter(|_| video && self.presenting) {
+            self.content_seq += 1;
+            let seq = self.content_seq;
+            let keyframe = self.frames % 100 == 1 || std::mem::take(&mut self.keyframe_wanted[0]);
+            let payload = self.payload(MediaKind::Video, CONTENT_LAYER, seq, keyframe, 600);
+            let time = (self.frames * 20 * 90) as u32;
+            if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                stream.write_rtp(
+                    RtpWrite::new(pt, seq.into(), time, now, payload)
+                        .marker(true)
+                        .nackable(true),
+                );
+            }
+        }
         let Some(video_mid) = self.video_mid.filter(|_| video) else {
             return;
         };
-        let pt = self.payload_type(Codec::Vp8);
         for (layer, rid) in RIDS.iter().enumerate().take(self.layers) {
             if self.muted_layers[layer] {
                 continue;
@@ -174,7 +195,7 @@ impl Client {
     fn payload(&self, kind: MediaKind, layer: u8, seq: u64, keyframe: bool, len: usize) -> Vec<u8> {
         let mut p = vec![0u8; len.max(MARKS + 5)];
         if kind == MediaKind::Video {
-            let shift = self.layers - 1 - usize::from(layer);
+            let shift = (self.layers - 1).saturating_sub(usize::from(layer));
             let (w, h) = (1280u16 >> shift, 720u16 >> shift);
             p[0] = 0x10; // start of partition 0
             p[1] = if keyframe { 0x00 } else { 0x01 };
@@ -323,13 +344,19 @@ impl Sim {
 
     /// Adds a client that publishes nothing: its one offer has a receive-only audio m-line.
     pub fn join_receive_only(&mut self, meeting: i64) -> usize {
-        let index = self.join_with(meeting, 1, false, Direction::RecvOnly);
+        let index = self.join_with(meeting, 1, false, false, Direction::RecvOnly);
         self.clients[index].publishing = false;
         index
     }
 
+    /// Adds a client that publishes audio, a camera and a second video track that carries a
+    /// presentation while [`Client::presenting`].
+    pub fn join_with_content(&mut self, meeting: i64) -> usize {
+        self.join_with(meeting, 1, true, true, Direction::SendOnly)
+    }
+
     fn join_as(&mut self, meeting: i64, layers: usize, video: bool) -> usize {
-        self.join_with(meeting, layers, video, Direction::SendOnly)
+        self.join_with(meeting, layers, video, false, Direction::SendOnly)
     }
 
     fn join_with(
@@ -337,6 +364,7 @@ impl Sim {
         meeting: i64,
         layers: usize,
         video: bool,
+        content: bool,
         audio_direction: Direction,
     ) -> usize {
         let index = self.clients.len();
@@ -360,6 +388,8 @@ impl Sim {
         });
         let video_mid = video
             .then(|| sdp.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast));
+        let content_mid =
+            content.then(|| sdp.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
         let (offer, pending) = sdp.apply().expect("an offer for two new media");
         let id = EndpointId(100 + index as u64);
         let answer = self
@@ -386,6 +416,9 @@ impl Sim {
             next_timeout: self.now,
             audio_mid,
             video_mid,
+            content_mid,
+            presenting: false,
+            content_seq: 0,
             audio_seq: 0,
             layers,
             video_seq: [0; 3],
