@@ -522,3 +522,62 @@ fn each_site_is_measured_both_ways() {
         assert!(q1.audio_level.is_some());
     }
 }
+
+/// The `a=ice-ufrag` of an SDP.
+fn ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+}
+
+#[test]
+fn an_ice_restart_offers_new_credentials_and_media_goes_on() {
+    let mut sim = Sim::new();
+    let a = sim.join(1);
+    let b = sim.join(1);
+    sim.run_for(2 * SECOND);
+    assert!(all_connected(&sim));
+    let offers_before = sim
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, SfuEvent::Offer { endpoint, .. } if *endpoint == sim.clients[a].id))
+        .count();
+    let old_ufrag = sim.clients[a]
+        .rtc
+        .direct_api()
+        .local_ice_credentials()
+        .ufrag;
+
+    sim.core
+        .restart_ice(sim.now, sim.clients[a].id)
+        .expect("a known endpoint");
+    let t = sim.now;
+    sim.run_for(2 * SECOND);
+    let offers: Vec<&str> = sim
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            SfuEvent::Offer { endpoint, sdp } if *endpoint == sim.clients[a].id => {
+                Some(sdp.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offers.len(), offers_before + 1, "one offer for the restart");
+    let restart = offers.last().expect("the restart's offer");
+    let new_sfu_ufrag = ice_ufrag(restart).expect("the offer carries ICE credentials");
+    assert!(
+        !restart.contains(&format!("a=ice-ufrag:{old_ufrag}")),
+        "the client's old credentials are not the SFU's"
+    );
+    let joined_with = ice_ufrag(&sim.clients[a].join_answer).expect("the answer's ufrag");
+    assert_ne!(joined_with, new_sfu_ufrag, "new SFU credentials");
+    // Both ways, media keeps flowing after the restart.
+    assert!(sim.clients[a].count_from_since(b as u8, MediaKind::Video, t + SECOND) > 30);
+    assert!(sim.clients[b].count_from_since(a as u8, MediaKind::Video, t + SECOND) > 30);
+    assert!(
+        sim.core
+            .restart_ice(sim.now, sfu::EndpointId(9_999))
+            .is_err(),
+        "an unknown endpoint is an error, not a panic"
+    );
+}

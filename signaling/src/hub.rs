@@ -121,6 +121,10 @@ enum HubMsg {
         setup: Box<Setup>,
         reply: oneshot::Sender<Vec<RollCallEntry>>,
     },
+    /// The meeting ended or was called off: everyone in it is told and let go.
+    Over {
+        meeting: i64,
+    },
     Sfu(SfuEvent),
     Tick,
 }
@@ -210,6 +214,11 @@ impl Hub {
     /// Leaves (idempotent).
     pub fn leave(&self, id: u64) {
         let _ = self.tx.send(HubMsg::Leave { id });
+    }
+
+    /// A meeting ended or was called off: its participants are told and let go.
+    pub fn meeting_over(&self, meeting: i64) {
+        let _ = self.tx.send(HubMsg::Over { meeting });
     }
 
     /// A floor-control or moderation command from participant `id`.
@@ -354,6 +363,19 @@ impl HubState {
         match msg {
             HubMsg::Join { request, reply } => self.join(*request, reply).await,
             HubMsg::Leave { id } => self.remove(id).await,
+            HubMsg::Over { meeting } => {
+                let ids: Vec<u64> = self
+                    .participants
+                    .iter()
+                    .filter(|(_, p)| p.meeting == meeting)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ids {
+                    let msg = ServerMsg::error("meeting_ended", "the chair ended the meeting");
+                    self.send_to(id, msg).await;
+                    self.remove(id).await;
+                }
+            }
             HubMsg::Command { id, command, reply } => {
                 let result = self.command(id, command).await;
                 let _ = reply.send(result);

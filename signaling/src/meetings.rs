@@ -633,7 +633,11 @@ pub async fn life(
         LifeAction::End => Action::End,
         LifeAction::Cancel => Action::Cancel,
     };
-    act(&state, &caller, id, action).await.map(Json)
+    let meeting = act(&state, &caller, id, action).await?;
+    if matches!(action, Action::End | Action::Cancel) {
+        state.hub.meeting_over(id);
+    }
+    Ok(Json(meeting))
 }
 
 /// One meeting (any person; a room terminal only if its site is invited).

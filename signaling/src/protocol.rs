@@ -45,6 +45,9 @@ pub enum ClientMsg {
     },
     /// Leave the meeting.
     Leave,
+    /// The client's connection broke off or its network changed: the server offers new ICE
+    /// credentials (an `offer`), which the client answers.
+    IceRestart,
     /// Floor control: a site asks for the floor or withdraws; the chair grants, refuses or
     /// takes it back.
     Floor {
@@ -357,6 +360,7 @@ impl ClientMsg {
                 candidate: field::<CandidateBody>("candidate", body)?.candidate,
             },
             "leave" => ClientMsg::Leave,
+            "ice_restart" => ClientMsg::IceRestart,
             "floor" => {
                 let b: FloorBody = field("floor", body)?;
                 let needs_site = matches!(b.action, FloorAction::Grant | FloorAction::Refuse);

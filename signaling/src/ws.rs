@@ -287,6 +287,15 @@ async fn handle_text(
                 Err(e) => vec![sfu_error(&e)],
             }
         }
+        ClientMsg::IceRestart => {
+            let Some(m) = member else {
+                return vec![not_joined()];
+            };
+            match state.sfu.restart_ice(EndpointId(m.id)).await {
+                Ok(()) => vec![],
+                Err(e) => vec![sfu_error(&e)],
+            }
+        }
         ClientMsg::Leave => {
             if let Some(m) = member.take() {
                 state.hub.leave(m.id);

@@ -397,6 +397,42 @@ async fn the_chair_runs_the_floor_and_the_sfu_is_told() {
         )
         .await;
         assert_eq!(code, "not_invited");
+
+        // Spotlight: the chair shows X001 (its latest device) to everyone first.
+        send(&mut chair, json!({"type": "spotlight", "site": x001})).await;
+        floor_where(&mut chair, |f| f["spotlight"] == json!(x001)).await;
+        let spotlit = policy(&server, id).await.spotlight.expect("spotlight");
+        assert!(spotlit.0 > p1_again, "the second device: {spotlit:?}");
+        let code = refused(&mut s2, json!({"type": "spotlight", "site": null})).await;
+        assert_eq!(code, "not_chair");
+
+        // Presenting: X002 shares a document; X001 may not take it over; the SFU is told.
+        send(&mut s2, json!({"type": "share", "on": true})).await;
+        floor_where(&mut chair, |f| f["presenter"] == json!(p2)).await;
+        assert_eq!(policy(&server, id).await.presenter, Some(EndpointId(p2)));
+        let code = refused(&mut s1b, json!({"type": "share", "on": true})).await;
+        assert_eq!(code, "someone_presents");
+
+        // The chair ends the meeting: everyone in it is told and let go.
+        let r = post(
+            &server,
+            &format!("/api/meetings/{id}/end"),
+            Some(&chair_token),
+            &json!({}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        for ws in [&mut chair, &mut s2, &mut s1b] {
+            assert_eq!(next_of(ws, "error").await["code"], "meeting_ended");
+        }
+        // Then the server closes the session.
+        let after = tokio::time::timeout(Duration::from_secs(5), s2.next())
+            .await
+            .expect("closed within 5 s");
+        assert!(
+            matches!(after, None | Some(Err(_)) | Some(Ok(Message::Close(_)))),
+            "{after:?}"
+        );
         let _ = (s2, s3, s1b, guest, outsider);
     }
 }

@@ -355,6 +355,8 @@ pub(crate) struct Endpoint {
     pub(crate) slots: Vec<Slot>,
     /// The slot mapping changed since signaling was last told.
     pub(crate) slots_changed: bool,
+    /// The client asked for an ICE restart: the next offer carries new ICE credentials.
+    pub(crate) ice_restart: bool,
     /// Incoming SSRC → the mid and RID it belongs to, filled on first sight.
     pub(crate) ssrc_mid: HashMap<Ssrc, (Mid, Option<Rid>)>,
     /// `(source, source mid)` → index in `slots`: the per-packet lookup.
@@ -458,6 +460,7 @@ impl Endpoint {
             tracks_in: Vec::new(),
             slots: Vec::new(),
             slots_changed: false,
+            ice_restart: false,
             ssrc_mid: HashMap::new(),
             view: None,
             slot_index: HashMap::new(),
@@ -580,10 +583,14 @@ impl Endpoint {
         if !matches!(self.negotiation, Negotiation::Stable) {
             return None;
         }
-        if !self.slots.iter().any(|s| s.state == SlotState::ToOpen) {
+        if !self.ice_restart && !self.slots.iter().any(|s| s.state == SlotState::ToOpen) {
             return None;
         }
         let mut sdp = self.rtc.sdp_api();
+        if std::mem::take(&mut self.ice_restart) {
+            // The SFU's own address does not change: its candidates stay.
+            sdp.ice_restart(true);
+        }
         for slot in &mut self.slots {
             if slot.state == SlotState::ToOpen {
                 let name = format!("slot{}", slot.number);

@@ -432,6 +432,20 @@ impl SfuCore {
         result
     }
 
+    /// The client lost its connection for a while (or its network changed) and asks for an
+    /// ICE restart: the SFU offers new ICE credentials (now, or once a pending offer is
+    /// answered); the client answers and its ICE agent checks its paths afresh.
+    pub fn restart_ice(&mut self, now: Instant, id: EndpointId) -> Result<(), SfuError> {
+        let ep = self
+            .endpoints
+            .get_mut(&id)
+            .ok_or(SfuError::UnknownEndpoint)?;
+        ep.ice_restart = true;
+        self.mark_dirty(id);
+        self.drain_dirty(now);
+        Ok(())
+    }
+
     /// A trickled ICE candidate from the client (`candidate:...` line). An empty string means
     /// the end of candidates and is accepted as such.
     pub fn candidate(&mut self, id: EndpointId, candidate: &str) -> Result<(), SfuError> {

@@ -205,6 +205,7 @@ fn dispatch(routes: &mut Routes, command: Command, send: &impl Fn(MeetingId, Sha
         Command::Answer { endpoint, .. }
         | Command::Candidate { endpoint, .. }
         | Command::SetView { endpoint, .. }
+        | Command::RestartIce { endpoint, .. }
         | Command::Leave { endpoint } => *endpoint,
     };
     match routes.endpoint_meeting.get(&endpoint) {
@@ -212,7 +213,8 @@ fn dispatch(routes: &mut Routes, command: Command, send: &impl Fn(MeetingId, Sha
         None => match command {
             Command::Answer { reply, .. }
             | Command::Candidate { reply, .. }
-            | Command::SetView { reply, .. } => {
+            | Command::SetView { reply, .. }
+            | Command::RestartIce { reply, .. } => {
                 let _ = reply.send(Err(SfuError::UnknownEndpoint));
             }
             // Leaving is idempotent.

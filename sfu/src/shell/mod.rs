@@ -49,6 +49,10 @@ pub(crate) enum Command {
     Leave {
         endpoint: EndpointId,
     },
+    RestartIce {
+        endpoint: EndpointId,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
     SetView {
         endpoint: EndpointId,
         view: Vec<(EndpointId, u32)>,
@@ -110,6 +114,12 @@ impl SfuHandle {
             reply,
         })
         .await
+    }
+
+    /// See [`SfuCore::restart_ice`].
+    pub async fn restart_ice(&self, endpoint: EndpointId) -> Result<(), SfuError> {
+        self.request(|reply| Command::RestartIce { endpoint, reply })
+            .await
     }
 
     /// See [`SfuCore::candidate`].

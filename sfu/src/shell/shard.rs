@@ -177,6 +177,10 @@ impl Shard {
                 let r = self.for_endpoint(endpoint, |room| room.candidate(endpoint, &candidate));
                 let _ = reply.send(r);
             }
+            Command::RestartIce { endpoint, reply } => {
+                let r = self.for_endpoint(endpoint, |room| room.restart_ice(now, endpoint));
+                let _ = reply.send(r);
+            }
             Command::SetView {
                 endpoint,
                 view,
@@ -303,8 +307,22 @@ impl Shard {
                     contents,
                 } => datagrams.push((destination, contents)),
                 CoreOutput::Event(event) => {
-                    if let SfuEvent::Gone { endpoint, .. } = &event {
-                        self.forget(*endpoint);
+                    match &event {
+                        SfuEvent::Gone { endpoint, .. } => self.forget(*endpoint),
+                        // An ICE restart's offer brings a new user fragment: the client's
+                        // checks with it (perhaps from a new address) must reach this room.
+                        SfuEvent::Offer { endpoint, sdp } => {
+                            if let (Some(meeting), Some(ufrag)) =
+                                (self.endpoint_room.get(endpoint), stun::sdp_ufrag(sdp))
+                            {
+                                let _ = self.front.send(FrontMsg::Joined {
+                                    endpoint: *endpoint,
+                                    meeting: *meeting,
+                                    ufrag: ufrag.to_string(),
+                                });
+                            }
+                        }
+                        _ => {}
                     }
                     // The receiver lives as long as signaling; if it is gone we are shutting down.
                     let _ = self.events.send(event);

@@ -79,6 +79,8 @@ pub struct Client {
     pub rtc: Rtc,
     pub online: bool,
     pub connected: bool,
+    /// The SFU's answer to its join offer.
+    pub join_answer: String,
     pub publishing: bool,
     /// The RFC 6464 audio level put on this client's audio packets (-127 silence, 0 loudest).
     pub audio_level: i8,
@@ -409,6 +411,7 @@ impl Sim {
             rtc,
             online: true,
             connected: false,
+            join_answer: answer.clone(),
             publishing: true,
             audio_level: -127,
             received: Vec::new(),
