@@ -1,13 +1,32 @@
-// The two pages (join, meeting) and the status line.
+// The meeting page: login and the home page (upcoming meetings, or the join form for guests),
+// then the meeting itself (stage, gallery, controls, the chair's panel) and the status line.
 
 import './style.css';
+import { api, whoAmI } from './api';
+import type { Person } from './api';
+import { ChairPanel } from './chair-panel';
 import { currentLang, setLang, t } from './i18n';
 import type { MessageKey } from './i18n';
-import type { MeetingInfo } from './protocol';
+import {
+  floorButton,
+  galleryCapacity,
+  joinable,
+  planStage,
+  upcomingOrder,
+  viewTiles,
+  vietnamTime,
+} from './meeting-state';
+import type { ListedMeeting, QualityLevel } from './meeting-state';
+import { presentDocument, presentScreen } from './presenting';
+import type { Presentation } from './presenting';
+import type { FloorState, MeetingInfo, ParticipantInfo, RollCallEntry } from './protocol';
 import { Session } from './session';
 import { TileGrid } from './tiles';
 
 const MAX_NAME_CHARS = 64;
+/** Gallery tiles are at least this wide (CSS px), in this many rows. */
+const GALLERY_TILE_WIDTH = 176;
+const GALLERY_ROWS = 2;
 
 function $<T extends HTMLElement>(id: string): T {
   const el = document.getElementById(id);
@@ -15,20 +34,64 @@ function $<T extends HTMLElement>(id: string): T {
   return el as T;
 }
 
-const joinPage = $<HTMLElement>('join-page');
+const homePage = $<HTMLElement>('home-page');
+const loginCard = $<HTMLElement>('login-card');
+const loginForm = $<HTMLFormElement>('login-form');
+const upcomingCard = $<HTMLElement>('upcoming-card');
+const upcomingList = $<HTMLUListElement>('upcoming');
 const joinForm = $<HTMLFormElement>('join-form');
 const nameInput = $<HTMLInputElement>('name');
 const meetingSelect = $<HTMLSelectElement>('meeting');
 const joinButton = $<HTMLButtonElement>('join');
+const whoLabel = $<HTMLElement>('who');
+const adminLink = $<HTMLAnchorElement>('admin-link');
+const logoutButton = $<HTMLButtonElement>('logout');
 const meetingPage = $<HTMLElement>('meeting-page');
 const meetingTitle = $<HTMLElement>('meeting-title');
+const presenterNote = $<HTMLElement>('presenter-note');
+const qualityBadge = $<HTMLElement>('quality');
+const hiddenCount = $<HTMLElement>('hidden-count');
 const leaveButton = $<HTMLButtonElement>('leave');
 const langButton = $<HTMLButtonElement>('lang');
 const statusLine = $<HTMLElement>('status');
-const grid = new TileGrid($<HTMLElement>('grid'));
+const micButton = $<HTMLButtonElement>('mic');
+const camButton = $<HTMLButtonElement>('cam');
+const floorBtn = $<HTMLButtonElement>('floor-button');
+const shareDocButton = $<HTMLButtonElement>('share-document');
+const documentFile = $<HTMLInputElement>('document-file');
+const shareScreenButton = $<HTMLButtonElement>('share-screen');
+const stopShareButton = $<HTMLButtonElement>('stop-share');
+const lowBandwidthButton = $<HTMLButtonElement>('low-bandwidth');
+const micSelect = $<HTMLSelectElement>('mic-select');
+const camSelect = $<HTMLSelectElement>('cam-select');
+const chairPanelEl = $<HTMLElement>('chair-panel');
+const startMeetingButton = $<HTMLButtonElement>('start-meeting');
+const grid = new TileGrid($<HTMLElement>('stage'), $<HTMLElement>('gallery'));
 
+// ---- state ---------------------------------------------------------------------------------
+
+/** The person logged in (null: a guest). */
+let me: Person | null = null;
 let session: Session | null = null;
 let localStream: MediaStream | null = null;
+
+/** What the meeting page shows; reset on leaving. */
+const live = {
+  meetingId: null as number | null,
+  selfId: null as number | null,
+  people: [] as ParticipantInfo[],
+  dominant: null as number | null,
+  floor: null as FloorState | null,
+  rollCall: [] as RollCallEntry[],
+  presenting: null as number | null,
+  chairing: false,
+  micOn: true,
+  camOn: true,
+  lowBandwidth: false,
+  quality: 'unknown' as QualityLevel,
+  /** What this page presents, if it does. */
+  presentation: null as Presentation | null,
+};
 
 // ---- status line -------------------------------------------------------------------------
 
@@ -45,6 +108,8 @@ function renderStatus(): void {
   statusLine.classList.toggle('error', status?.error ?? false);
 }
 
+const detail = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+
 // ---- language ----------------------------------------------------------------------------
 
 function applyTranslations(): void {
@@ -56,9 +121,15 @@ function applyTranslations(): void {
   for (const el of document.querySelectorAll<HTMLInputElement>('[data-i18n-placeholder]')) {
     el.placeholder = t(el.dataset.i18nPlaceholder as MessageKey);
   }
+  for (const el of document.querySelectorAll<HTMLElement>('[data-i18n-aria]')) {
+    el.setAttribute('aria-label', t(el.dataset.i18nAria as MessageKey));
+  }
   langButton.textContent = t('languageSwitch');
+  whoLabel.textContent = me ? t('loggedInAs', { name: me.display_name }) : '';
   grid.relabel();
   renderStatus();
+  if (me) void loadUpcoming();
+  if (live.meetingId !== null) render();
 }
 
 langButton.addEventListener('click', () => {
@@ -66,24 +137,105 @@ langButton.addEventListener('click', () => {
   applyTranslations();
 });
 
-// ---- join page ---------------------------------------------------------------------------
+// ---- login and the home page -----------------------------------------------------------
+
+async function showHome(): Promise<void> {
+  me = await whoAmI();
+  loginCard.hidden = me !== null;
+  upcomingCard.hidden = me === null;
+  logoutButton.hidden = me === null;
+  adminLink.hidden = me?.role !== 'administrator';
+  whoLabel.textContent = me ? t('loggedInAs', { name: me.display_name }) : '';
+  if (me && !nameInput.value) nameInput.value = me.display_name;
+  await Promise.all([loadMeetings(), me ? loadUpcoming() : Promise.resolve()]);
+}
+
+const STATE_KEYS: Record<string, MessageKey> = {
+  scheduled: 'stateScheduled',
+  roll_call: 'stateRollCall',
+  in_progress: 'stateInProgress',
+};
+
+/** The person's upcoming meetings: their site's, or all of them without a site. */
+async function loadUpcoming(): Promise<void> {
+  if (!me) return;
+  const path = me.site_id !== null ? `/api/sites/${me.site_id}/meetings` : '/api/schedule';
+  const r = await api<ListedMeeting[]>('GET', path);
+  if (!r.ok) {
+    setStatus('upcomingFailed', { detail: r.message }, true);
+    return;
+  }
+  const meetings = upcomingOrder(r.value);
+  if (meetings.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'note';
+    li.textContent = t('noUpcoming');
+    upcomingList.replaceChildren(li);
+    return;
+  }
+  upcomingList.replaceChildren(
+    ...meetings.map((m) => {
+      const li = document.createElement('li');
+      li.dataset.meetingId = String(m.id);
+      const title = document.createElement('strong');
+      title.textContent = m.title;
+      const when = document.createElement('span');
+      const stateKey = STATE_KEYS[m.state];
+      when.textContent = [vietnamTime(m.starts_at), stateKey ? t(stateKey) : m.state]
+        .filter(Boolean)
+        .join(' · ');
+      li.append(title, when);
+      if (joinable(m)) {
+        const enter = document.createElement('button');
+        enter.type = 'button';
+        enter.className = 'primary-small';
+        enter.textContent = t('enter');
+        enter.setAttribute('aria-label', t('enterMeeting', { title: m.title }));
+        enter.addEventListener('click', () => void join(m.id));
+        li.append(enter);
+      }
+      return li;
+    }),
+  );
+}
+
+loginForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const data = new FormData(loginForm);
+  void (async () => {
+    const r = await api('POST', '/api/login', {
+      username: String(data.get('username') ?? ''),
+      password: String(data.get('password') ?? ''),
+    });
+    if (!r.ok) return setStatus('loginFailed', {}, true);
+    setStatus(null);
+    await showHome();
+  })();
+});
+
+logoutButton.addEventListener('click', () => {
+  void api('POST', '/api/logout').then(() => {
+    me = null;
+    nameInput.value = '';
+    void showHome();
+  });
+});
 
 async function loadMeetings(): Promise<void> {
-  setStatus('loadingMeetings');
-  try {
-    const res = await fetch(new URL('api/meetings', location.href));
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const meetings = (await res.json()) as MeetingInfo[];
-    meetingSelect.replaceChildren(
-      ...meetings.map((m) => new Option(m.title, String(m.id))),
-    );
-    const wanted = new URLSearchParams(location.search).get('meeting');
-    if (wanted && meetings.some((m) => String(m.id) === wanted)) meetingSelect.value = wanted;
-    setStatus(meetings.length === 0 ? 'noMeetings' : null, {}, meetings.length === 0);
-  } catch (err) {
-    setStatus('meetingsFailed', { detail: err instanceof Error ? err.message : String(err) }, true);
-  }
+  // What the status line says already (why the meeting was left) stays.
+  const own = status === null || status.key === 'loadingMeetings';
+  if (own) setStatus('loadingMeetings');
+  const r = await api<MeetingInfo[]>('GET', '/api/meetings');
+  if (!r.ok) return setStatus('meetingsFailed', { detail: r.message }, true);
+  const meetings = r.value;
+  meetingSelect.replaceChildren(...meetings.map((m) => new Option(m.title, String(m.id))));
+  const wanted = new URLSearchParams(location.search).get('meeting');
+  if (wanted && meetings.some((m) => String(m.id) === wanted)) meetingSelect.value = wanted;
+  if (meetings.length === 0) setStatus('noMeetings', {}, true);
+  else if (own) setStatus(null);
 }
+
+// ---- joining -------------------------------------------------------------------------------
 
 function mediaErrorKey(err: unknown): MessageKey {
   const name = err instanceof DOMException ? err.name : '';
@@ -102,31 +254,25 @@ function mediaErrorKey(err: unknown): MessageKey {
   }
 }
 
-async function join(): Promise<void> {
-  const name = nameInput.value.trim();
+// 540p: enough for a tile on a meeting-room TV, and three simulcast layers of it stay within
+// reach of the old, low-spec computers many communes have.
+const CAMERA = { width: 960, height: 540 };
+
+async function join(meeting: number): Promise<void> {
+  const name = nameInput.value.trim() || me?.display_name || '';
   if (!name) return setStatus('nameRequired', {}, true);
   if ([...name].length > MAX_NAME_CHARS) return setStatus('nameTooLong', {}, true);
-  const meeting = Number(meetingSelect.value);
-  if (!Number.isInteger(meeting) || meetingSelect.value === '') {
-    return setStatus('meetingRequired', {}, true);
-  }
   if (!navigator.mediaDevices?.getUserMedia) return setStatus('mediaInsecure', {}, true);
 
   joinButton.disabled = true;
   setStatus('askingMedia');
   try {
-    localStream = await navigator.mediaDevices.getUserMedia({
-      audio: true,
-      // 540p: enough for a tile on a meeting-room TV, and three simulcast layers of it stay
-      // within reach of the old, low-spec computers many communes have.
-      video: { width: 960, height: 540 },
-    });
+    localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: CAMERA });
   } catch (err) {
     joinButton.disabled = false;
-    const detail = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    return setStatus(mediaErrorKey(err), { detail }, true);
+    return setStatus(mediaErrorKey(err), { detail: detail(err) }, true);
   }
-
+  void listDevices();
   setStatus('connecting');
   startSession(meeting, name, localStream);
 }
@@ -145,31 +291,78 @@ function startSession(meeting: number, name: string, stream: MediaStream): void 
       reconnectAttempts = 0;
       // After a reconnect the meeting is rebuilt from what the server says now.
       grid.clear();
+      resetLive(meeting, selfId);
       meetingTitle.textContent = info.title;
-      joinPage.hidden = true;
+      homePage.hidden = true;
       meetingPage.hidden = false;
       grid.addSelf(selfId, name, stream);
+      if (!live.camOn) grid.setSelfVideo(null);
       setStatus('connectingMedia');
+      void checkChair(meeting);
+      render();
     },
-    participantJoined: (id, who) => grid.setName(id, who),
-    participantLeft: (id) => grid.remove(id),
-    dominantSpeaker: (id) => grid.setSpeaking(id),
+    participantJoined(who) {
+      live.people = [...live.people.filter((p) => p.id !== who.id), who];
+      grid.setName(who.id, who.name);
+      render();
+    },
+    participantLeft(id) {
+      live.people = live.people.filter((p) => p.id !== id);
+      grid.remove(id);
+      render();
+    },
+    dominantSpeaker(id) {
+      live.dominant = id;
+      grid.setSpeaking(id);
+      render();
+    },
     remoteVideo: (id, track) => grid.setVideo(id, track),
     remoteAudio: (mid, track) => grid.addAudio(mid, track),
+    content(owner, track) {
+      live.presenting = owner;
+      grid.setContent(owner, track);
+      render();
+    },
+    floor(state) {
+      live.floor = state;
+      render();
+    },
+    rollCall(entries) {
+      live.rollCall = entries;
+      render();
+    },
+    quality(level) {
+      live.quality = level;
+      renderQuality();
+    },
+    rejoin() {
+      // ICE could not be restarted: a whole new session, as after a server restart.
+      const s = session;
+      session = null;
+      s?.leave();
+      scheduleReconnect(meeting, name, stream);
+    },
     connectionState(state) {
       if (state === 'connected') setStatus('connected');
-      else if (state === 'failed') setStatus('mediaConnectionFailed', {}, true);
+      else if (state === 'disconnected' || state === 'failed') setStatus('iceRestarting', {}, true);
     },
     serverError(code, message) {
       if (code === 'replaced') {
         endSession();
         return setStatus('replaced', {}, true);
       }
+      if (code === 'meeting_ended') {
+        endSession();
+        return setStatus('meetingEnded');
+      }
       // Refused at the door (the meeting ended, the site is not invited): no retrying.
-      if (!welcomed) endSession();
-      setStatus('serverError', { message }, true);
+      if (!welcomed) {
+        endSession();
+        return setStatus('serverError', { message }, true);
+      }
+      setStatus('refusedByServer', { message }, true);
     },
-    signalingFailed: (detail) => setStatus('signalingFailed', { detail }, true),
+    signalingFailed: (d) => setStatus('signalingFailed', { detail: d }, true),
     disconnected() {
       if (inMeeting) return scheduleReconnect(meeting, name, stream);
       endSession();
@@ -188,33 +381,303 @@ function scheduleReconnect(meeting: number, name: string, stream: MediaStream): 
   reconnectTimer = window.setTimeout(() => startSession(meeting, name, stream), delay);
 }
 
-// The SFU forwards each remote video at the size its tile is shown: tell it when that changes
-// (debounced, since a window resize fires many times).
-let viewTimer: number | undefined;
-grid.onLayoutChange = () => {
-  window.clearTimeout(viewTimer);
-  viewTimer = window.setTimeout(() => session?.setView(grid.view()), 200);
-};
+function resetLive(meeting: number, selfId: number): void {
+  const keep = { micOn: live.micOn, camOn: live.camOn, lowBandwidth: live.lowBandwidth };
+  stopPresenting(false);
+  Object.assign(live, {
+    meetingId: meeting,
+    selfId,
+    people: [],
+    dominant: null,
+    floor: null,
+    rollCall: [],
+    presenting: null,
+    chairing: false,
+    quality: 'unknown',
+    presentation: null,
+    ...keep,
+  });
+  session?.setMicrophone(live.micOn);
+  if (!live.camOn) void session?.setCamera(false);
+}
+
+/** Whether this person chairs the meeting: its chair, or an administrator. */
+async function checkChair(meeting: number): Promise<void> {
+  if (!me) return;
+  const r = await api<{ chair_id: number | null; state: string }>('GET', `/api/meetings/${meeting}`);
+  const chairing = me.role === 'administrator' || (r.ok && r.value.chair_id === me.id);
+  if (live.meetingId !== meeting) return;
+  live.chairing = chairing;
+  startMeetingButton.hidden = !(r.ok && r.value.state === 'roll_call');
+  render();
+}
 
 joinForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
-  void join();
+  const meeting = Number(meetingSelect.value);
+  if (!Number.isInteger(meeting) || meetingSelect.value === '') {
+    return setStatus('meetingRequired', {}, true);
+  }
+  void join(meeting);
 });
 
-// ---- meeting page ------------------------------------------------------------------------
+// ---- the meeting page --------------------------------------------------------------------
 
-/** Back to the join page: camera off, tiles gone. */
+/** Lays the meeting out again from `live`, and tells the SFU what is shown. */
+function render(): void {
+  const plan = planStage({
+    self: live.selfId,
+    people: live.people,
+    dominant: live.dominant,
+    floor: live.floor,
+    presenting: live.presenting,
+    lowBandwidth: live.lowBandwidth,
+    // One gallery place is this page's own preview.
+    galleryCapacity: galleryCapacity(grid.galleryWidth(), GALLERY_TILE_WIDTH, GALLERY_ROWS) - 1,
+  });
+  grid.arrange(plan);
+  hiddenCount.textContent = plan.hidden > 0 ? t('hiddenSites', { count: plan.hidden }) : '';
+  const floor = live.floor;
+  for (const p of live.people) {
+    grid.setBadges(p.id, {
+      chair: p.chair ?? false,
+      floor: p.site !== undefined && floor?.holder === p.site,
+      muted: p.site !== undefined && (floor?.muted.includes(p.site) ?? false),
+      spotlight: p.site !== undefined && floor?.spotlight === p.site,
+    });
+  }
+  renderControls();
+  renderPresenter();
+  if (live.chairing) {
+    chairPanel.render(live.floor, live.rollCall, live.people);
+  }
+  chairPanelEl.hidden = !live.chairing;
+  scheduleView();
+}
+
+function renderControls(): void {
+  micButton.setAttribute('aria-pressed', String(live.micOn));
+  micButton.textContent = t(live.micOn ? 'micOn' : 'micOff');
+  camButton.setAttribute('aria-pressed', String(live.camOn));
+  camButton.textContent = t(live.camOn ? 'camOn' : 'camOff');
+  lowBandwidthButton.setAttribute('aria-pressed', String(live.lowBandwidth));
+  const mySite = me?.site_id ?? null;
+  const state = floorButton(live.floor, mySite);
+  floorBtn.hidden = state === 'none';
+  floorBtn.disabled = state === 'holding';
+  floorBtn.dataset.state = state;
+  floorBtn.textContent = t(
+    state === 'withdraw' ? 'withdrawFloor' : state === 'holding' ? 'holdingFloor' : 'requestFloor',
+  );
+  const presenting = live.presentation !== null;
+  stopShareButton.hidden = !presenting;
+  shareDocButton.hidden = presenting;
+  shareScreenButton.hidden = presenting || !navigator.mediaDevices?.getDisplayMedia;
+}
+
+function renderPresenter(): void {
+  const presenter = live.floor?.presenter ?? null;
+  if (presenter === null) {
+    presenterNote.textContent = '';
+  } else if (presenter === live.selfId) {
+    presenterNote.textContent = t('youPresent');
+  } else {
+    const name = live.people.find((p) => p.id === presenter)?.name ?? t('unknownName', { id: presenter });
+    presenterNote.textContent = t('presenting', { name });
+  }
+}
+
+const QUALITY_KEYS: Record<QualityLevel, MessageKey> = {
+  good: 'qualityGood',
+  fair: 'qualityFair',
+  poor: 'qualityPoor',
+  unknown: 'qualityUnknown',
+};
+
+function renderQuality(): void {
+  qualityBadge.dataset.level = live.quality;
+  qualityBadge.setAttribute('aria-label', t(QUALITY_KEYS[live.quality]));
+  qualityBadge.title = t(QUALITY_KEYS[live.quality]);
+}
+
+// The SFU forwards each remote video at the size its tile is shown: tell it when that changes
+// (debounced, since a window resize fires many times).
+let viewTimer: number | undefined;
+function scheduleView(): void {
+  window.clearTimeout(viewTimer);
+  viewTimer = window.setTimeout(() => session?.setView(viewTiles(grid.heights())), 200);
+}
+grid.onLayoutChange = () => {
+  if (live.meetingId !== null) render();
+};
+
+// ---- controls ------------------------------------------------------------------------------
+
+micButton.addEventListener('click', () => {
+  live.micOn = !live.micOn;
+  session?.setMicrophone(live.micOn);
+  renderControls();
+});
+
+camButton.addEventListener('click', () => {
+  live.camOn = !live.camOn;
+  void session?.setCamera(live.camOn);
+  grid.setSelfVideo(live.camOn ? localStream : null);
+  renderControls();
+});
+
+floorBtn.addEventListener('click', () => {
+  const action = floorBtn.dataset.state === 'withdraw' ? 'withdraw' : 'request';
+  session?.command({ type: 'floor', action });
+});
+
+lowBandwidthButton.addEventListener('click', () => {
+  live.lowBandwidth = !live.lowBandwidth;
+  render();
+});
+
+shareDocButton.addEventListener('click', () => documentFile.click());
+documentFile.addEventListener('change', () => {
+  const file = documentFile.files?.[0];
+  documentFile.value = '';
+  if (!file) return;
+  void startPresenting(() => presentDocument(file), 'documentFailed');
+});
+shareScreenButton.addEventListener('click', () => void startPresenting(presentScreen, 'screenFailed'));
+stopShareButton.addEventListener('click', () => stopPresenting(true));
+
+async function startPresenting(open: () => Promise<Presentation>, failure: MessageKey): Promise<void> {
+  if (!session) return;
+  let presentation: Presentation;
+  try {
+    presentation = await open();
+  } catch (err) {
+    return setStatus(failure, { detail: detail(err) }, true);
+  }
+  stopPresenting(false);
+  live.presentation = presentation;
+  // The browser's own "stop sharing" ends it too.
+  presentation.track.addEventListener('ended', () => stopPresenting(true));
+  try {
+    await session.present(presentation.track);
+  } catch (err) {
+    stopPresenting(false);
+    return setStatus(failure, { detail: detail(err) }, true);
+  }
+  renderControls();
+}
+
+/** Ends this page's presentation; `tell`: also tells the server (not when leaving). */
+function stopPresenting(tell: boolean): void {
+  const p = live.presentation;
+  if (!p) return;
+  live.presentation = null;
+  p.stop();
+  if (tell) void session?.present(null).catch(() => {});
+  renderControls();
+}
+
+// ---- devices -------------------------------------------------------------------------------
+
+async function listDevices(): Promise<void> {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  const fill = (select: HTMLSelectElement, kind: MediaDeviceKind, current: MediaStreamTrack | undefined) => {
+    const list = devices.filter((d) => d.kind === kind);
+    select.replaceChildren(...list.map((d, i) => new Option(d.label || `${kind} ${i + 1}`, d.deviceId)));
+    const id = current?.getSettings().deviceId;
+    if (id) select.value = id;
+    select.disabled = list.length < 2;
+  };
+  fill(micSelect, 'audioinput', localStream?.getAudioTracks()[0]);
+  fill(camSelect, 'videoinput', localStream?.getVideoTracks()[0]);
+}
+
+async function switchDevice(kind: 'audio' | 'video', deviceId: string): Promise<void> {
+  if (!localStream) return;
+  try {
+    const constraints: MediaStreamConstraints =
+      kind === 'audio' ? { audio: { deviceId: { exact: deviceId } } } : { video: { ...CAMERA, deviceId: { exact: deviceId } } };
+    const fresh = await navigator.mediaDevices.getUserMedia(constraints);
+    const track = kind === 'audio' ? fresh.getAudioTracks()[0] : fresh.getVideoTracks()[0];
+    if (!track) throw new Error(`no ${kind} track from the device`);
+    const old = kind === 'audio' ? localStream.getAudioTracks()[0] : localStream.getVideoTracks()[0];
+    if (old) {
+      localStream.removeTrack(old);
+      old.stop();
+    }
+    localStream.addTrack(track);
+    if (kind === 'audio') track.enabled = live.micOn;
+    await session?.replaceDevice(track, live.camOn);
+    if (kind === 'video' && live.camOn) grid.setSelfVideo(localStream);
+  } catch (err) {
+    setStatus('deviceFailed', { detail: detail(err) }, true);
+  }
+}
+
+micSelect.addEventListener('change', () => void switchDevice('audio', micSelect.value));
+camSelect.addEventListener('change', () => void switchDevice('video', camSelect.value));
+
+// ---- the chair ------------------------------------------------------------------------------
+
+const chairPanel = new ChairPanel(
+  $<HTMLOListElement>('floor-queue'),
+  $<HTMLUListElement>('roll-call'),
+  $<HTMLElement>('roll-summary'),
+  $<HTMLButtonElement>('lock'),
+  {
+    grant: (site) => session?.command({ type: 'floor', action: 'grant', site }),
+    refuse: (site) => session?.command({ type: 'floor', action: 'refuse', site }),
+    mute: (site, muted) => session?.command({ type: 'mute', site, muted }),
+    spotlight: (site) => session?.command({ type: 'spotlight', site }),
+  },
+);
+
+$<HTMLButtonElement>('mute-all').addEventListener('click', () => session?.command({ type: 'mute_all', muted: true }));
+$<HTMLButtonElement>('unmute-all').addEventListener('click', () =>
+  session?.command({ type: 'mute_all', muted: false }),
+);
+$<HTMLButtonElement>('lock').addEventListener('click', () =>
+  session?.command({ type: 'lock', locked: !(live.floor?.locked ?? false) }),
+);
+$<HTMLButtonElement>('revoke-floor').addEventListener('click', () =>
+  session?.command({ type: 'floor', action: 'revoke' }),
+);
+$<HTMLButtonElement>('clear-spotlight').addEventListener('click', () =>
+  session?.command({ type: 'spotlight', site: null }),
+);
+
+async function lifecycle(action: 'start' | 'end'): Promise<void> {
+  if (live.meetingId === null) return;
+  const r = await api('POST', `/api/meetings/${live.meetingId}/${action}`);
+  if (!r.ok) return setStatus('actionFailed', { detail: r.message }, true);
+  if (action === 'start') {
+    startMeetingButton.hidden = true;
+    setStatus('meetingStarted');
+  }
+}
+
+startMeetingButton.addEventListener('click', () => void lifecycle('start'));
+$<HTMLButtonElement>('end-meeting').addEventListener('click', () => {
+  if (window.confirm(t('confirmEnd'))) void lifecycle('end');
+});
+
+// ---- leaving -------------------------------------------------------------------------------
+
+/** Back to the home page: camera off, tiles gone. */
 function endSession(): void {
   inMeeting = false;
   window.clearTimeout(reconnectTimer);
+  stopPresenting(false);
   session?.leave();
   session = null;
   for (const track of localStream?.getTracks() ?? []) track.stop();
   localStream = null;
   grid.clear();
+  live.meetingId = null;
   meetingPage.hidden = true;
-  joinPage.hidden = false;
+  homePage.hidden = false;
   joinButton.disabled = false;
+  void showHome();
 }
 
 leaveButton.addEventListener('click', () => {
@@ -227,4 +690,5 @@ meetingPage.addEventListener('click', () => grid.resumeAudio());
 window.addEventListener('pagehide', () => session?.leave());
 
 applyTranslations();
-void loadMeetings();
+renderQuality();
+void showHome();

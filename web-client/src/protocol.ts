@@ -17,6 +17,10 @@ export interface FloorState {
   queue: number[];
   muted: number[];
   locked: boolean;
+  /** The site the chair shows to everyone large. */
+  spotlight: number | null;
+  /** The participant presenting a document or screen. */
+  presenter: number | null;
 }
 
 /** A site over the last sampling period (signaling/src/monitor.rs). */
@@ -80,7 +84,12 @@ export interface SlotInfo {
   kind: 'audio' | 'video';
   /** Whose media the slot carries now; null when idle. */
   participant: number | null;
+  /** It carries the participant's presentation (document, screen), not its camera. */
+  content?: boolean;
 }
+
+/** A floor-control action. */
+export type FloorAction = 'request' | 'withdraw' | 'grant' | 'refuse' | 'revoke';
 
 export type ClientMsg =
   | { type: 'join'; meeting: number; name: string }
@@ -89,6 +98,13 @@ export type ClientMsg =
   | { type: 'candidate'; candidate: string }
   | { type: 'view'; tiles: ViewTile[] }
   | { type: 'leave' }
+  | { type: 'ice_restart' }
+  | { type: 'floor'; action: FloorAction; site?: number }
+  | { type: 'mute'; site: number; muted: boolean }
+  | { type: 'mute_all'; muted: boolean }
+  | { type: 'lock'; locked: boolean }
+  | { type: 'spotlight'; site: number | null }
+  | { type: 'share'; on: boolean }
   | { type: 'watch'; meeting: number }
   | ({ type: 'client_stats' } & ClientStats);
 

@@ -1,10 +1,13 @@
 // One stay in a meeting: the WebSocket to the bridge and the one RTCPeerConnection.
 //
-// The client offers once (its own camera and microphone); the server offers every later change
-// (receive slots added) and the client answers. Which participant each receive slot carries is
+// The client offers once: its microphone, its camera (simulcast) and a third, second-video
+// m-line for a presentation (a document or the screen), idle until it presents. The server
+// offers every later change (receive slots added, an ICE restart) and the client answers. Which participant each receive slot carries is
 // told by `slots` messages: the SFU switches participants onto a bounded set of m-lines.
 // Signaling messages are handled strictly one at a time, in arrival order, on a promise chain.
 
+import { IceWatch, lossBetween, qualityLevel } from './meeting-state';
+import type { QualityLevel } from './meeting-state';
 import { decode, encode } from './protocol';
 import type {
   Alert,
@@ -12,6 +15,7 @@ import type {
   ClientStats,
   FloorState,
   MeetingInfo,
+  ParticipantInfo,
   RollCallEntry,
   ServerMsg,
   SiteSample,
@@ -32,14 +36,30 @@ const CAMERA_LAYERS: RTCRtpEncodingParameters[] = [
   { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_200_000 },
 ];
 
+/** A presentation is sent at most this fast: text stays sharp, the link is spared. */
+const CONTENT_MAX_BITRATE = 1_000_000;
+
+/** How often the ICE state is looked at (a restart waits for a grace period). */
+const ICE_CHECK_EVERY_MS = 1000;
+
 export interface SessionHandlers {
   welcome(meeting: MeetingInfo, selfId: number): void;
-  participantJoined(id: number, name: string): void;
+  participantJoined(who: ParticipantInfo): void;
   participantLeft(id: number): void;
   /** The SFU detected a new dominant speaker. */
   dominantSpeaker(id: number): void;
   /** The video to show in participant `id`'s tile now (null: none arrives for it). */
   remoteVideo(id: number, track: MediaStreamTrack | null): void;
+  /** The presentation arriving now and whose it is (null: none). */
+  content(owner: number | null, track: MediaStreamTrack | null): void;
+  /** The floor, spotlight and presenter changed. */
+  floor(state: FloorState): void;
+  /** Roll call (chair, administrators, technicians). */
+  rollCall(entries: RollCallEntry[]): void;
+  /** The connection's quality, measured every few seconds. */
+  quality(level: QualityLevel): void;
+  /** ICE restarts did not bring the connection back: join afresh. */
+  rejoin(): void;
   /** A new audio slot: play it (the SFU decides whose voice it carries). */
   remoteAudio(mid: string, track: MediaStreamTrack): void;
   connectionState(state: RTCPeerConnectionState): void;
@@ -60,6 +80,10 @@ export interface BridgeDebug {
   readonly rollCall: RollCallEntry[];
   readonly quality: Map<number, SiteSample>;
   readonly alerts: Map<string, Alert>;
+  readonly contentOwner: number | null;
+  readonly linkQuality: QualityLevel;
+  readonly iceRestarts: number;
+  restartIce(): void;
 }
 
 declare global {
@@ -85,6 +109,19 @@ export class Session implements BridgeDebug {
   readonly quality = new Map<number, SiteSample>();
   /** Alerts firing, by `kind:site`. */
   readonly alerts = new Map<string, Alert>();
+  /** Whose presentation arrives now. */
+  contentOwner: number | null = null;
+  /** The latest connection-quality level. */
+  linkQuality: QualityLevel = 'unknown';
+  /** ICE restarts asked for in this session. */
+  iceRestarts = 0;
+  private readonly iceWatch = new IceWatch();
+  private readonly iceTimer: ReturnType<typeof setInterval>;
+  private lastCounts = { received: 0, lost: 0 };
+  private audioSender: RTCRtpSender | null = null;
+  private cameraSender: RTCRtpSender | null = null;
+  private contentSender: RTCRtpSender | null = null;
+  private contentShown: MediaStreamTrack | null = null;
   /** Remote tracks by the mid of their transceiver. */
   private readonly slotTracks = new Map<string, MediaStreamTrack>();
   /** Audio slots already handed to the page. */
@@ -134,6 +171,67 @@ export class Session implements BridgeDebug {
       }
     };
     this.statsTimer = setInterval(() => void this.reportStats(), STATS_EVERY_MS);
+    this.iceTimer = setInterval(() => this.checkIce(), ICE_CHECK_EVERY_MS);
+  }
+
+  // ---- what the page asks ----------------------------------------------------------------
+
+  /** Floor control, moderation and presenting: the server answers with a `floor` message. */
+  command(msg: Extract<ClientMsg, { type: 'floor' | 'mute' | 'mute_all' | 'lock' | 'spotlight' | 'share' }>): void {
+    this.send(msg);
+  }
+
+  /** The microphone on or off (off: silence is sent, so turning it on is instant). */
+  setMicrophone(on: boolean): void {
+    for (const track of this.local.getAudioTracks()) track.enabled = on;
+  }
+
+  /** The camera on or off (off: nothing is sent). */
+  async setCamera(on: boolean): Promise<void> {
+    const track = this.local.getVideoTracks()[0] ?? null;
+    await this.cameraSender?.replaceTrack(on ? track : null);
+  }
+
+  /** Sends `track` instead of the current microphone or camera (another device). */
+  async replaceDevice(track: MediaStreamTrack, cameraOn: boolean): Promise<void> {
+    const sender = track.kind === 'audio' ? this.audioSender : this.cameraSender;
+    if (track.kind === 'video' && !cameraOn) return;
+    await sender?.replaceTrack(track);
+  }
+
+  /** Starts presenting `track` (a document drawn on a canvas, or the screen), or stops (null). */
+  async present(track: MediaStreamTrack | null): Promise<void> {
+    if (!this.contentSender) throw new Error('not connected yet');
+    if (track && 'contentHint' in track) track.contentHint = 'detail';
+    await this.contentSender.replaceTrack(track);
+    this.send({ type: 'share', on: track !== null });
+  }
+
+  /** Asks the server for new ICE credentials (also done by itself when the link breaks). */
+  restartIce(): void {
+    this.iceRestarts += 1;
+    this.send({ type: 'ice_restart' });
+  }
+
+  private checkIce(): void {
+    if (this.ended) {
+      clearInterval(this.iceTimer);
+      return;
+    }
+    const pc = this.pc;
+    if (!pc || !this.published) return;
+    switch (this.iceWatch.update(pc.iceConnectionState, Date.now())) {
+      case 'restart':
+        console.info('bridge: the connection broke off: restarting ICE');
+        this.restartIce();
+        break;
+      case 'rejoin':
+        console.info('bridge: ICE restarts did not help: joining again');
+        this.on.rejoin();
+        break;
+      case 'none':
+        break;
+    }
   }
 
   /** Adds up the inbound video streams' decoding figures and sends them. */
@@ -145,9 +243,17 @@ export class Session implements BridgeDebug {
     if (!this.pc || this.participantId === null) return;
     const report = await this.pc.getStats();
     const total: ClientStats = { frames_decoded: 0, fps: 0, freezes: 0, freeze_seconds: 0 };
+    const counts = { received: 0, lost: 0 };
+    let rttMs: number | null = null;
+    const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
     report.forEach((s: { type?: string; kind?: string } & Record<string, unknown>) => {
-      if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
-      const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
+      if (s.type === 'candidate-pair' && s.nominated && typeof s.currentRoundTripTime === 'number') {
+        rttMs = s.currentRoundTripTime * 1000;
+      }
+      if (s.type !== 'inbound-rtp') return;
+      counts.received += num(s.packetsReceived);
+      counts.lost += num(s.packetsLost);
+      if (s.kind !== 'video') return;
       total.frames_decoded += num(s.framesDecoded);
       total.fps += num(s.framesPerSecond);
       total.freezes += num(s.freezeCount);
@@ -155,6 +261,10 @@ export class Session implements BridgeDebug {
     });
     total.fps = Math.min(total.fps, 2000);
     this.send({ type: 'client_stats', ...total });
+    const loss = lossBetween(this.lastCounts, counts);
+    this.lastCounts = counts;
+    this.linkQuality = qualityLevel({ rttMs, loss });
+    this.on.quality(this.linkQuality);
   }
 
   /** Leaves the meeting: tells the server (once welcomed), then closes the connection. */
@@ -163,6 +273,7 @@ export class Session implements BridgeDebug {
     this.ended = true;
     if (this.participantId !== null) this.send({ type: 'leave' });
     clearInterval(this.statsTimer);
+    clearInterval(this.iceTimer);
     this.ws.close(1000);
     this.closePeer();
   }
@@ -183,7 +294,7 @@ export class Session implements BridgeDebug {
       case 'welcome': {
         this.participantId = msg.participant_id;
         this.on.welcome(msg.meeting, msg.participant_id);
-        for (const p of msg.participants) this.addParticipant(p.id, p.name);
+        for (const p of msg.participants) this.addParticipant(p);
         await this.publish(msg.ice_servers);
         break;
       }
@@ -201,7 +312,7 @@ export class Session implements BridgeDebug {
         break;
       }
       case 'participant_joined':
-        this.addParticipant(msg.participant.id, msg.participant.name);
+        this.addParticipant(msg.participant);
         break;
       case 'participant_left':
         this.removeParticipant(msg.id);
@@ -215,10 +326,19 @@ export class Session implements BridgeDebug {
         this.applySlots();
         break;
       case 'floor':
-        this.floor = { holder: msg.holder, queue: msg.queue, muted: msg.muted, locked: msg.locked };
+        this.floor = {
+          holder: msg.holder,
+          queue: msg.queue,
+          muted: msg.muted,
+          locked: msg.locked,
+          spotlight: msg.spotlight ?? null,
+          presenter: msg.presenter ?? null,
+        };
+        this.on.floor(this.floor);
         break;
       case 'roll_call':
         this.rollCall = msg.sites;
+        this.on.rollCall(msg.sites);
         break;
       case 'quality':
         for (const sample of msg.sites) this.quality.set(sample.site, sample);
@@ -249,11 +369,19 @@ export class Session implements BridgeDebug {
       if (!this.ended) this.on.connectionState(pc.connectionState);
     };
     pc.ontrack = (ev) => this.onTrack(ev);
-    for (const track of this.local.getTracks()) {
-      const init: RTCRtpTransceiverInit = { direction: 'sendonly' };
-      if (track.kind === 'video') init.sendEncodings = CAMERA_LAYERS;
-      pc.addTransceiver(track, init);
-    }
+    // Always the three m-lines, in this order, whatever devices there are: the SFU takes a
+    // client's second video m-line for its presentation.
+    const audio = this.local.getAudioTracks()[0] ?? 'audio';
+    const camera = this.local.getVideoTracks()[0] ?? 'video';
+    this.audioSender = pc.addTransceiver(audio, { direction: 'sendonly' }).sender;
+    this.cameraSender = pc.addTransceiver(camera, {
+      direction: 'sendonly',
+      sendEncodings: CAMERA_LAYERS,
+    }).sender;
+    this.contentSender = pc.addTransceiver('video', {
+      direction: 'sendonly',
+      sendEncodings: [{ maxBitrate: CONTENT_MAX_BITRATE }],
+    }).sender;
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     this.send({ type: 'offer', sdp: offer.sdp ?? '' });
@@ -269,10 +397,14 @@ export class Session implements BridgeDebug {
     this.applySlots();
   }
 
-  /** Routes every slot's track to where it shows: a participant's tile, or an audio player. */
+  /**
+   * Routes every slot's track to where it shows: a participant's tile, the presentation, or an
+   * audio player.
+   */
   private applySlots(): void {
     this.trackOwner.clear();
     const video = new Map<number, MediaStreamTrack>();
+    let content: [number, MediaStreamTrack] | null = null;
     for (const [mid, track] of this.slotTracks) {
       const slot = this.slots.get(mid);
       if (track.kind === 'audio' && !this.playing.has(mid)) {
@@ -282,7 +414,15 @@ export class Session implements BridgeDebug {
       const owner = slot?.participant ?? null;
       if (owner === null || this.gone.has(owner) || owner === this.participantId) continue;
       this.trackOwner.set(track.id, owner);
-      if (slot?.kind === 'video' && track.kind === 'video') video.set(owner, track);
+      if (slot?.kind !== 'video' || track.kind !== 'video') continue;
+      if (slot.content) content = [owner, track];
+      else video.set(owner, track);
+    }
+    const [contentOwner, contentTrack] = content ?? [null, null];
+    if (contentTrack !== this.contentShown) {
+      this.contentShown = contentTrack;
+      this.contentOwner = contentOwner;
+      this.on.content(contentOwner, contentTrack);
     }
     for (const [owner, track] of video) {
       if (this.shown.get(owner) !== track) this.on.remoteVideo(owner, track);
@@ -294,11 +434,11 @@ export class Session implements BridgeDebug {
     for (const [owner, track] of video) this.shown.set(owner, track);
   }
 
-  private addParticipant(id: number, name: string): void {
-    if (id === this.participantId) return;
-    this.gone.delete(id);
-    this.participants.set(id, name);
-    this.on.participantJoined(id, name);
+  private addParticipant(who: ParticipantInfo): void {
+    if (who.id === this.participantId) return;
+    this.gone.delete(who.id);
+    this.participants.set(who.id, who.name);
+    this.on.participantJoined(who);
   }
 
   private removeParticipant(id: number): void {
@@ -324,6 +464,8 @@ export class Session implements BridgeDebug {
     this.slotTracks.clear();
     this.playing.clear();
     this.shown.clear();
+    this.contentShown = null;
+    this.contentOwner = null;
   }
 }
 

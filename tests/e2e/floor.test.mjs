@@ -1,0 +1,278 @@
+// The web client as a chair and three communes use it, in headless Chromium: everyone logs in
+// on the home page and enters a scheduled floor-mode meeting from its list of upcoming
+// meetings. One commune asks for the floor from its page; the chair sees the request in its
+// panel and grants it; every page then hears that commune and no other commune (inbound audio
+// in getStats, by the participant each audio slot carries); the chair takes the floor back and
+// the commune is heard no more. A commune shares a document (an image file, chosen through
+// the page) and the others decode it large. The chair ends the meeting and every page is back
+// home. Screenshots of the meeting, the chair's view and the home page go to
+// tests/e2e/screenshots/ (ignored by git).
+//
+//   npm run build && cargo build -p signaling --bin bridge && npm run test:e2e
+//
+// BRIDGE_BIN overrides the bridge binary (default: target/debug/bridge of this repo).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import {
+  BRIDGE_BIN,
+  CHROMIUM_ARGS,
+  freeTcpPort,
+  freeUdpPort,
+  httpsGet,
+  httpsRequest,
+  processGroup,
+  REPO,
+  sleep,
+  waitFor,
+  WEB_ROOT,
+} from './helpers.mjs';
+
+const ADMIN_PASSWORD = 'e2e-admin-password';
+const PASSWORD = 'mật-khẩu-e2e';
+const SHOTS = path.join(REPO, 'tests', 'e2e', 'screenshots');
+const SITES_CSV = [
+  'code,name,level,parent_code,terminal_id',
+  'T01,Ủy ban nhân dân tỉnh,province,,',
+  'H01,Huyện Một,district,T01,',
+  'X001,Xã An,commune,H01,',
+  'X002,Xã Bình,commune,H01,',
+  'X003,Xã Chi,commune,H01,',
+].join('\n');
+const CHAIR = { username: 'chu.toa', name: 'Chủ tọa huyện', site: 'H01', role: 'chair' };
+const COMMUNES = [
+  { username: 'xa.an', name: 'Xã An', site: 'X001', role: 'participant' },
+  { username: 'xa.binh', name: 'Xã Bình', site: 'X002', role: 'participant' },
+  { username: 'xa.chi', name: 'Xã Chi', site: 'X003', role: 'participant' },
+];
+const TITLE = 'Giao ban huyện tháng 12';
+
+/**
+ * Per participant whose audio this page receives now: samples and audio energy so far
+ * (inbound-rtp audio, attributed by the slot that carries it).
+ */
+function audioByOwner(page) {
+  return page.evaluate(async () => {
+    const b = window.bridge;
+    if (!b || !b.pc) return {};
+    const out = {};
+    (await b.pc.getStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
+      const owner = b.trackOwner.get(s.trackIdentifier);
+      if (owner === undefined) return;
+      const o = (out[owner] ??= { samples: 0, energy: 0 });
+      o.samples += s.totalSamplesReceived ?? 0;
+      o.energy += s.totalAudioEnergy ?? 0;
+    });
+    return out;
+  });
+}
+
+/** Whose audio rose on `page` over `ms`: participant ids whose samples and energy grew. */
+async function heardOver(page, ms) {
+  const before = await audioByOwner(page);
+  await sleep(ms);
+  const after = await audioByOwner(page);
+  return Object.keys(after)
+    .map(Number)
+    .filter((id) => {
+      const a = after[id];
+      const b = before[id] ?? { samples: 0, energy: 0 };
+      return a.samples > b.samples && a.energy > b.energy;
+    })
+    .sort((x, y) => x - y);
+}
+
+/** Frames decoded, and the frame size, of the presentation arriving on `page`. */
+function contentStats(page) {
+  return page.evaluate(async () => {
+    const b = window.bridge;
+    if (!b || !b.pc || b.contentOwner === null) return null;
+    const tracks = [...document.querySelectorAll('.tile.content video')]
+      .map((v) => v.srcObject?.getVideoTracks()[0]?.id)
+      .filter(Boolean);
+    let found = null;
+    (await b.pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video' && tracks.includes(s.trackIdentifier)) {
+        found = { owner: b.contentOwner, frames: s.framesDecoded ?? 0, width: s.frameWidth ?? 0, height: s.frameHeight ?? 0 };
+      }
+    });
+    return found;
+  });
+}
+
+test('a chair and three communes: floor, presentation and the end, through the pages', { timeout: 300_000 }, async (t) => {
+  assert.ok(fs.existsSync(BRIDGE_BIN), `bridge binary not found at ${BRIDGE_BIN}`);
+  assert.ok(fs.existsSync(path.join(WEB_ROOT, 'index.html')), 'run npm run build first');
+  fs.mkdirSync(SHOTS, { recursive: true });
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bridge-floor-'));
+  const group = processGroup(tmp);
+  const httpPort = await freeTcpPort();
+  const mediaPort = await freeUdpPort();
+  const base = `https://127.0.0.1:${httpPort}`;
+  let browser;
+  let failed = true;
+  const consoleLogs = new Map();
+  try {
+    const bridge = group.launch(BRIDGE_BIN, [
+      '--listen', `127.0.0.1:${httpPort}`, '--media-addr', `127.0.0.1:${mediaPort}`,
+      '--data-dir', path.join(tmp, 'data'), '--web-root', WEB_ROOT,
+    ], 'bridge', { BRIDGE_ADMIN_PASSWORD: ADMIN_PASSWORD });
+    await waitFor('the bridge to answer /healthz', 60_000, async () => {
+      if (bridge.exit) throw new Error(`bridge exited: ${JSON.stringify(bridge.exit)}`);
+      return (await httpsGet(`${base}/healthz`)).status === 200;
+    });
+    const api = (method, p, token, body, contentType) =>
+      httpsRequest(method, `${base}${p}`, { token, body, contentType });
+    const loginApi = async (username, password) => {
+      const r = await api('POST', '/api/login', null, { username, password });
+      assert.equal(r.status, 200, r.body);
+      return r.json().token;
+    };
+
+    // The register, four people, and a floor-mode meeting of the district in roll call.
+    const admin = await loginApi('admin', ADMIN_PASSWORD);
+    assert.equal((await api('POST', '/api/sites/import', admin, SITES_CSV, 'text/csv')).status, 200);
+    const sites = (await api('GET', '/api/sites', admin)).json();
+    const siteOf = (code) => sites.find((s) => s.code === code).id;
+    for (const p of [CHAIR, ...COMMUNES]) {
+      const r = await api('POST', '/api/people', admin, {
+        username: p.username, display_name: p.name, role: p.role, site_id: siteOf(p.site), password: PASSWORD,
+      });
+      assert.equal(r.status, 201, r.body);
+    }
+    const chairId = (await api('GET', '/api/people', admin)).json().find((p) => p.username === CHAIR.username).id;
+    const at = (s) => new Date(Date.now() + s * 1000).toISOString();
+    const created = await api('POST', '/api/meetings', admin, {
+      title: TITLE, starts_at: at(600), ends_at: at(4200), chair_id: chairId,
+      invite: { kind: 'district', site_id: siteOf('H01') }, mode: 'floor',
+    });
+    assert.equal(created.status, 201, created.body);
+    const meeting = created.json();
+    assert.equal(meeting.state, 'roll_call');
+
+    // Everyone logs in on the home page and enters from the list of upcoming meetings.
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    const open = async (person) => {
+      const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1366, height: 860 } });
+      const page = await context.newPage();
+      const lines = [];
+      consoleLogs.set(person.username, lines);
+      page.on('console', (msg) => lines.push(`[${msg.type()}] ${msg.text()}`));
+      page.on('pageerror', (err) => lines.push(`[pageerror] ${err.message}`));
+      await page.goto(`${base}/`);
+      await page.getByLabel('Tên đăng nhập').fill(person.username);
+      await page.getByLabel('Mật khẩu').fill(PASSWORD);
+      await page.locator('#login-form').getByRole('button', { name: 'Đăng nhập' }).click();
+      const entry = page.locator(`#upcoming [data-meeting-id="${meeting.id}"]`);
+      await entry.waitFor({ timeout: 10_000 });
+      assert.ok((await entry.textContent()).includes(TITLE));
+      await entry.getByRole('button', { name: `Vào họp: ${TITLE}` }).click();
+      return page;
+    };
+    const chair = await open(CHAIR);
+    const communes = [];
+    for (const p of COMMUNES) communes.push(await open(p));
+    const all = [chair, ...communes];
+    const ids = await Promise.all(all.map((page) =>
+      waitFor('welcomed with the three others', 30_000, () =>
+        page.evaluate(() => (window.bridge?.participants.size === 3 ? window.bridge.participantId : null)))));
+    const [chairPid, anPid, binhPid, chiPid] = ids;
+    t.diagnostic(`participants: chair ${chairPid}, An ${anPid}, Bình ${binhPid}, Chi ${chiPid}`);
+
+    // The chair's panel: every commune in the meeting.
+    await chair.locator('#chair-panel').waitFor({ state: 'visible', timeout: 10_000 });
+    for (const p of COMMUNES) {
+      await waitFor(`${p.site} joined in the chair's roll call`, 20_000, async () =>
+        (await chair.locator(`#roll-call li[data-site="${siteOf(p.site)}"]`).getAttribute('data-presence')) === 'joined');
+    }
+    assert.ok(await communes[0].locator('#chair-panel').isHidden(), 'communes have no chair panel');
+
+    // Floor mode: only the chair is heard, by everyone.
+    await waitFor('the chair heard on every commune page, nobody else', 30_000, async () => {
+      const heard = await Promise.all(communes.map((page) => heardOver(page, 1500)));
+      return heard.every((h) => h.length === 1 && h[0] === chairPid) ? heard : null;
+    }, 0);
+
+    // Xã An asks for the floor from its page; the chair grants it from the queue.
+    await communes[0].getByRole('button', { name: 'Xin phát biểu' }).click();
+    const request = chair.locator(`#floor-queue li[data-site="${siteOf('X001')}"]`);
+    await request.waitFor({ timeout: 10_000 });
+    await communes[0].getByRole('button', { name: 'Rút yêu cầu phát biểu' }).waitFor({ timeout: 5_000 });
+    await chair.screenshot({ path: path.join(SHOTS, 'chair.png') });
+    await request.getByRole('button', { name: 'Cho Xã An phát biểu' }).click();
+    await communes[0].getByRole('button', { name: 'Bạn đang được phát biểu' }).waitFor({ timeout: 10_000 });
+
+    // Everyone hears Xã An, and no other commune: the chair hears An only; the others the
+    // chair and An.
+    const heardWithFloor = await waitFor('Xã An heard everywhere, Bình and Chi nowhere', 30_000, async () => {
+      const heard = await Promise.all(all.map((page) => heardOver(page, 1500)));
+      const expected = [
+        [anPid],
+        [chairPid],
+        [chairPid, anPid].sort((a, b) => a - b),
+        [chairPid, anPid].sort((a, b) => a - b),
+      ];
+      return heard.every((h, i) => JSON.stringify(h) === JSON.stringify(expected[i])) ? heard : null;
+    }, 0);
+    t.diagnostic(`heard with An holding the floor: ${JSON.stringify(heardWithFloor)}`);
+    const tile = communes[1].locator(`[data-participant-id="${anPid}"]`);
+    assert.ok((await tile.getAttribute('class')).includes('main'), 'the floor holder is shown large');
+    assert.ok((await tile.locator('.badge-floor').count()) === 1, 'and marked as holding the floor');
+
+    // The chair takes the floor back: An is heard no more.
+    await chair.getByRole('button', { name: 'Thu hồi quyền phát biểu' }).click();
+    await waitFor('only the chair heard again', 30_000, async () => {
+      const heard = await Promise.all(communes.slice(1).map((page) => heardOver(page, 1500)));
+      return heard.every((h) => h.length === 1 && h[0] === chairPid);
+    }, 0);
+
+    // Xã Bình shares a document: a picture file chosen through its page. The others decode it.
+    const document = await chair.screenshot({ type: 'png' });
+    await communes[1].locator('#document-file').setInputFiles({ name: 'bao-cao.png', mimeType: 'image/png', buffer: document });
+    await communes[1].getByRole('button', { name: 'Dừng chia sẻ' }).waitFor({ timeout: 10_000 });
+    for (const [i, page] of all.entries()) {
+      if (page === communes[1]) continue;
+      const first = await waitFor(`the document decoded on page ${i}`, 30_000, () => contentStats(page));
+      const later = await waitFor(`the document keeps coming on page ${i}`, 15_000, async () => {
+        const now = await contentStats(page);
+        return now && now.frames > first.frames + 3 ? now : null;
+      }, 500);
+      assert.equal(later.owner, binhPid);
+      assert.ok(later.width >= 640, `decoded at ${later.width}x${later.height}`);
+      t.diagnostic(`page ${i} decodes Bình's document: ${later.frames} frames at ${later.width}x${later.height}`);
+    }
+    assert.equal(await communes[0].locator('#presenter-note').textContent(), 'Xã Bình đang trình bày');
+    await communes[0].screenshot({ path: path.join(SHOTS, 'meeting.png') });
+    await chair.screenshot({ path: path.join(SHOTS, 'chair-presentation.png') });
+
+    // Bình stops: the presentation leaves every page.
+    await communes[1].getByRole('button', { name: 'Dừng chia sẻ' }).click();
+    await waitFor('the presentation gone from the chair', 15_000, async () => (await chair.locator('.tile.content').count()) === 0);
+
+    // The chair ends the meeting: every page is back home, told so.
+    chair.on('dialog', (d) => void d.accept());
+    await chair.getByRole('button', { name: 'Kết thúc cuộc họp' }).click();
+    for (const page of all) {
+      await waitFor('back on the home page', 15_000, async () =>
+        (await page.locator('#home-page').isVisible()) && (await page.locator('#status').textContent()) === 'Cuộc họp đã kết thúc.');
+    }
+    await communes[2].screenshot({ path: path.join(SHOTS, 'home.png') });
+    const ended = (await api('GET', `/api/meetings/${meeting.id}`, admin)).json();
+    assert.equal(ended.state, 'ended');
+    failed = false;
+  } finally {
+    if (failed) {
+      group.dumpLogs(40);
+      for (const [who, lines] of consoleLogs) console.error(`---- console of ${who} ----\n${lines.slice(-30).join('\n')}`);
+    }
+    await browser?.close().catch(() => {});
+    await group.stop();
+    if (!failed && !process.env.E2E_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
