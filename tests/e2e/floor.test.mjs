@@ -87,6 +87,47 @@ async function heardOver(page, ms) {
     .sort((x, y) => x - y);
 }
 
+/** Per participant whose camera this page decodes now: frames decoded so far. */
+function videoByOwner(page) {
+  return page.evaluate(async () => {
+    const b = window.bridge;
+    const content = [...document.querySelectorAll('.tile.content video')].map((v) => v.srcObject?.getVideoTracks()[0]?.id);
+    const out = {};
+    (await b.pc.getStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'video' || content.includes(s.trackIdentifier)) return;
+      const owner = b.trackOwner.get(s.trackIdentifier);
+      if (owner !== undefined) out[owner] = (out[owner] ?? 0) + (s.framesDecoded ?? 0);
+    });
+    return out;
+  });
+}
+
+/** Whose camera video `page` decoded more of over `ms`. */
+async function seenOver(page, ms) {
+  const before = await videoByOwner(page);
+  await sleep(ms);
+  const after = await videoByOwner(page);
+  return Object.keys(after).map(Number).filter((id) => after[id] > (before[id] ?? 0)).sort((x, y) => x - y);
+}
+
+/** Controls of the page that are visible and have no accessible name. */
+function unlabelled(page) {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('button, select, input, a')]
+      .filter((el) => el.offsetParent !== null)
+      .filter((el) => {
+        const own = (el.getAttribute('aria-label') ?? '').trim() || (el.textContent ?? '').trim();
+        const labelled = el.labels && [...el.labels].some((l) => l.textContent.trim());
+        return !own && !labelled;
+      })
+      .map((el) => el.outerHTML.slice(0, 80)));
+}
+
+/** The ICE user fragment this page's peer connection uses now (the remote side's). */
+function remoteUfrag(page) {
+  return page.evaluate(() => /a=ice-ufrag:(\S+)/.exec(window.bridge.pc.remoteDescription?.sdp ?? '')?.[1] ?? null);
+}
+
 /** Frames decoded, and the frame size, of the presentation arriving on `page`. */
 function contentStats(page) {
   return page.evaluate(async () => {
@@ -192,6 +233,9 @@ test('a chair and three communes: floor, presentation and the end, through the p
         (await chair.locator(`#roll-call li[data-site="${siteOf(p.site)}"]`).getAttribute('data-presence')) === 'joined');
     }
     assert.ok(await communes[0].locator('#chair-panel').isHidden(), 'communes have no chair panel');
+    for (const [i, page] of [chair, communes[0]].entries()) {
+      assert.deepEqual(await unlabelled(page), [], `page ${i}: every control has a name`);
+    }
 
     // Floor mode: only the chair is heard, by everyone.
     await waitFor('the chair heard on every commune page, nobody else', 30_000, async () => {
@@ -199,8 +243,14 @@ test('a chair and three communes: floor, presentation and the end, through the p
       return heard.every((h) => h.length === 1 && h[0] === chairPid) ? heard : null;
     }, 0);
 
-    // Xã An asks for the floor from its page; the chair grants it from the queue.
-    await communes[0].getByRole('button', { name: 'Xin phát biểu' }).click();
+    // Xã An asks for the floor from its page, with the keyboard alone; the chair grants it
+    // from the queue.
+    let tabs = 0;
+    while ((await communes[0].evaluate(() => document.activeElement?.id)) !== 'floor-button') {
+      assert.ok(++tabs < 60, 'the floor button is reachable with Tab');
+      await communes[0].keyboard.press('Tab');
+    }
+    await communes[0].keyboard.press('Enter');
     const request = chair.locator(`#floor-queue li[data-site="${siteOf('X001')}"]`);
     await request.waitFor({ timeout: 10_000 });
     await communes[0].getByRole('button', { name: 'Rút yêu cầu phát biểu' }).waitFor({ timeout: 5_000 });
@@ -250,6 +300,28 @@ test('a chair and three communes: floor, presentation and the end, through the p
     assert.equal(await communes[0].locator('#presenter-note').textContent(), 'Xã Bình đang trình bày');
     await communes[0].screenshot({ path: path.join(SHOTS, 'meeting.png') });
     await chair.screenshot({ path: path.join(SHOTS, 'chair-presentation.png') });
+
+    // Xã Chi's link is thin: in low-bandwidth mode its page shows, and gets, the chair's camera
+    // only (and the presentation).
+    assert.ok((await seenOver(communes[2], 1500)).length >= 3, 'before: the chair and the communes');
+    await communes[2].getByRole('button', { name: 'Tiết kiệm băng thông' }).click();
+    const thin = await waitFor('only the chair decoded in low-bandwidth mode', 20_000, async () => {
+      const seen = await seenOver(communes[2], 1500);
+      return JSON.stringify(seen) === JSON.stringify([chairPid]) ? seen : null;
+    }, 0);
+    t.diagnostic(`low-bandwidth page decodes cameras of ${JSON.stringify(thin)}`);
+    assert.ok((await contentStats(communes[2])) !== null, 'and still the presentation');
+
+    // Its connection is restarted (as the page does by itself when ICE breaks off): new ICE
+    // credentials from the SFU, and the chair's voice still arrives.
+    const ufrag = await remoteUfrag(communes[2]);
+    await communes[2].evaluate(() => window.bridge.restartIce());
+    await waitFor('new ICE credentials after the restart', 15_000, async () => {
+      const now = await remoteUfrag(communes[2]);
+      return now && now !== ufrag;
+    });
+    await waitFor('the chair heard after the ICE restart', 20_000, async () =>
+      (await heardOver(communes[2], 1500)).includes(chairPid), 0);
 
     // Bình stops: the presentation leaves every page.
     await communes[1].getByRole('button', { name: 'Dừng chia sẻ' }).click();
