@@ -1,7 +1,8 @@
 import { defineConfig } from 'vite';
 
 // Static files only: the bridge serves dist/ itself (--web-root), so asset URLs stay relative.
-// Two pages: the meeting (index.html) and the technicians' dashboard (dashboard.html).
+// Pages: the meeting (index.html), the technicians' dashboard (dashboard.html) and the
+// administration (admin.html).
 export default defineConfig({
   base: './',
   build: {
@@ -12,6 +13,7 @@ export default defineConfig({
       input: {
         main: new URL('./index.html', import.meta.url).pathname,
         dashboard: new URL('./dashboard.html', import.meta.url).pathname,
+        admin: new URL('./admin.html', import.meta.url).pathname,
       },
     },
   },

@@ -21,13 +21,10 @@ import { chromium } from 'playwright-core';
 import {
   BRIDGE_BIN,
   CHROMIUM_ARGS,
-  freeTcpPort,
-  freeUdpPort,
-  httpsGet,
-  httpsRequest,
   processGroup,
   REPO,
   sleep,
+  startBridge,
   waitFor,
   WEB_ROOT,
 } from './helpers.mjs';
@@ -153,28 +150,11 @@ test('a chair and three communes: floor, presentation and the end, through the p
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bridge-floor-'));
   const group = processGroup(tmp);
-  const httpPort = await freeTcpPort();
-  const mediaPort = await freeUdpPort();
-  const base = `https://127.0.0.1:${httpPort}`;
   let browser;
   let failed = true;
   const consoleLogs = new Map();
   try {
-    const bridge = group.launch(BRIDGE_BIN, [
-      '--listen', `127.0.0.1:${httpPort}`, '--media-addr', `127.0.0.1:${mediaPort}`,
-      '--data-dir', path.join(tmp, 'data'), '--web-root', WEB_ROOT,
-    ], 'bridge', { BRIDGE_ADMIN_PASSWORD: ADMIN_PASSWORD });
-    await waitFor('the bridge to answer /healthz', 60_000, async () => {
-      if (bridge.exit) throw new Error(`bridge exited: ${JSON.stringify(bridge.exit)}`);
-      return (await httpsGet(`${base}/healthz`)).status === 200;
-    });
-    const api = (method, p, token, body, contentType) =>
-      httpsRequest(method, `${base}${p}`, { token, body, contentType });
-    const loginApi = async (username, password) => {
-      const r = await api('POST', '/api/login', null, { username, password });
-      assert.equal(r.status, 200, r.body);
-      return r.json().token;
-    };
+    const { base, api, login: loginApi } = await startBridge(group, tmp, { adminPassword: ADMIN_PASSWORD });
 
     // The register, four people, and a floor-mode meeting of the district in roll call.
     const admin = await loginApi('admin', ADMIN_PASSWORD);

@@ -228,6 +228,34 @@ export function httpsRequest(method, url, { token, body, contentType = 'applicat
 // ---- processes ---------------------------------------------------------------------------
 
 /**
+ * Starts the bridge in `group` on free loopback ports, its data in `<dir>/data`, serving the
+ * built web client, `admin`'s password `adminPassword`; waits until it answers. Resolves to
+ * `{ base, httpPort, bridge, api(method, path, token, body, contentType), login(username,
+ * password) }`
+ * (`login` resolves to a session token).
+ */
+export async function startBridge(group, dir, { adminPassword, args = [], env = {} }) {
+  const httpPort = await freeTcpPort();
+  const mediaPort = await freeUdpPort();
+  const base = `https://127.0.0.1:${httpPort}`;
+  const bridge = group.launch(BRIDGE_BIN, [
+    '--listen', `127.0.0.1:${httpPort}`, '--media-addr', `127.0.0.1:${mediaPort}`,
+    '--data-dir', path.join(dir, 'data'), '--web-root', WEB_ROOT, ...args,
+  ], 'bridge', { BRIDGE_ADMIN_PASSWORD: adminPassword, ...env });
+  await waitFor('the bridge to answer /healthz', 60_000, async () => {
+    if (bridge.exit) throw new Error(`bridge exited: ${JSON.stringify(bridge.exit)}`);
+    return (await httpsGet(`${base}/healthz`)).status === 200;
+  });
+  const api = (method, p, token, body, contentType) => httpsRequest(method, `${base}${p}`, { token, body, contentType });
+  const login = async (username, password) => {
+    const r = await api('POST', '/api/login', null, { username, password });
+    if (r.status !== 200) throw new Error(`login of ${username}: ${r.status} ${r.body}`);
+    return r.json().token;
+  };
+  return { base, httpPort, bridge, api, login };
+}
+
+/**
  * The child processes of one test, each logging to `<dir>/<name>.log`. `launch` returns
  * `{ proc, exit, exited }` (`exit` stays null while it runs); `stop` ends them all (SIGTERM,
  * then SIGKILL after 3 s); none outlives the test runner.

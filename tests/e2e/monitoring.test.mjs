@@ -25,12 +25,11 @@ import {
   BRIDGE_BIN,
   CHROMIUM_ARGS,
   freeTcpPort,
-  freeUdpPort,
   httpsGet,
-  httpsRequest,
   pageState,
   processGroup,
   REPO,
+  startBridge,
   waitFor,
   WEB_ROOT,
 } from './helpers.mjs';
@@ -64,28 +63,13 @@ test('a lossy site shows in the series, fires the alert in Prometheus and reache
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bridge-monitoring-'));
   const group = processGroup(tmp);
-  const httpPort = await freeTcpPort();
-  const mediaPort = await freeUdpPort();
   const promPort = await freeTcpPort();
-  const base = `https://127.0.0.1:${httpPort}`;
   let browser;
   let failed = true;
   try {
-    const bridge = group.launch(BRIDGE_BIN, [
-      '--listen', `127.0.0.1:${httpPort}`, '--media-addr', `127.0.0.1:${mediaPort}`,
-      '--data-dir', path.join(tmp, 'data'), '--web-root', WEB_ROOT, '--test-hooks',
-    ], 'bridge', { BRIDGE_ADMIN_PASSWORD: ADMIN_PASSWORD });
-    await waitFor('the bridge to answer /healthz', 60_000, async () => {
-      if (bridge.exit) throw new Error(`bridge exited: ${JSON.stringify(bridge.exit)}`);
-      return (await httpsGet(`${base}/healthz`)).status === 200;
+    const { base, httpPort, api, login } = await startBridge(group, tmp, {
+      adminPassword: ADMIN_PASSWORD, args: ['--test-hooks'],
     });
-    const api = (method, p, token, body, contentType) =>
-      httpsRequest(method, `${base}${p}`, { token, body, contentType });
-    const login = async (username, password) => {
-      const r = await api('POST', '/api/login', null, { username, password });
-      assert.equal(r.status, 200, r.body);
-      return r.json().token;
-    };
     const admin = await login('admin', ADMIN_PASSWORD);
     const csv = [
       'code,name,level,parent_code,terminal_id',

@@ -2,7 +2,7 @@
 // then the meeting itself (stage, gallery, controls, the chair's panel) and the status line.
 
 import './style.css';
-import { api, whoAmI } from './api';
+import { get, post, whoAmI } from './api';
 import type { Person } from './api';
 import { ChairPanel } from './chair-panel';
 import { currentLang, setLang, t } from './i18n';
@@ -160,9 +160,9 @@ const STATE_KEYS: Record<string, MessageKey> = {
 async function loadUpcoming(): Promise<void> {
   if (!me) return;
   const path = me.site_id !== null ? `/api/sites/${me.site_id}/meetings` : '/api/schedule';
-  const r = await api<ListedMeeting[]>('GET', path);
+  const r = await get<ListedMeeting[]>(path);
   if (!r.ok) {
-    setStatus('upcomingFailed', { detail: r.message }, true);
+    setStatus('upcomingFailed', { detail: r.error.message }, true);
     return;
   }
   const meetings = upcomingOrder(r.value);
@@ -203,7 +203,7 @@ loginForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const data = new FormData(loginForm);
   void (async () => {
-    const r = await api('POST', '/api/login', {
+    const r = await post('/api/login', {
       username: String(data.get('username') ?? ''),
       password: String(data.get('password') ?? ''),
     });
@@ -214,7 +214,7 @@ loginForm.addEventListener('submit', (ev) => {
 });
 
 logoutButton.addEventListener('click', () => {
-  void api('POST', '/api/logout').then(() => {
+  void post('/api/logout', {}).then(() => {
     me = null;
     nameInput.value = '';
     void showHome();
@@ -225,8 +225,8 @@ async function loadMeetings(): Promise<void> {
   // What the status line says already (why the meeting was left) stays.
   const own = status === null || status.key === 'loadingMeetings';
   if (own) setStatus('loadingMeetings');
-  const r = await api<MeetingInfo[]>('GET', '/api/meetings');
-  if (!r.ok) return setStatus('meetingsFailed', { detail: r.message }, true);
+  const r = await get<MeetingInfo[]>('/api/meetings');
+  if (!r.ok) return setStatus('meetingsFailed', { detail: r.error.message }, true);
   const meetings = r.value;
   meetingSelect.replaceChildren(...meetings.map((m) => new Option(m.title, String(m.id))));
   const wanted = new URLSearchParams(location.search).get('meeting');
@@ -404,7 +404,7 @@ function resetLive(meeting: number, selfId: number): void {
 /** Whether this person chairs the meeting: its chair, or an administrator. */
 async function checkChair(meeting: number): Promise<void> {
   if (!me) return;
-  const r = await api<{ chair_id: number | null; state: string }>('GET', `/api/meetings/${meeting}`);
+  const r = await get<{ chair_id: number | null; state: string }>(`/api/meetings/${meeting}`);
   const chairing = me.role === 'administrator' || (r.ok && r.value.chair_id === me.id);
   if (live.meetingId !== meeting) return;
   live.chairing = chairing;
@@ -648,8 +648,8 @@ $<HTMLButtonElement>('clear-spotlight').addEventListener('click', () =>
 
 async function lifecycle(action: 'start' | 'end'): Promise<void> {
   if (live.meetingId === null) return;
-  const r = await api('POST', `/api/meetings/${live.meetingId}/${action}`);
-  if (!r.ok) return setStatus('actionFailed', { detail: r.message }, true);
+  const r = await post(`/api/meetings/${live.meetingId}/${action}`, {});
+  if (!r.ok) return setStatus('actionFailed', { detail: r.error.message }, true);
   if (action === 'start') {
     startMeetingButton.hidden = true;
     setStatus('meetingStarted');
