@@ -129,16 +129,23 @@ struct Condition {
 }
 
 impl Condition {
-    /// Whether it now fires (`Some(true)`) or stops (`Some(false)`); `None`: no change.
-    fn step(&mut self, now: Instant, unix: i64, holds: bool, hold: Duration) -> Option<bool> {
+    /// Whether it now fires (`Some((true, began))`) or stops (`Some((false, began))`), with the
+    /// Unix time its condition began; `None`: no change.
+    fn step(
+        &mut self,
+        now: Instant,
+        unix: i64,
+        holds: bool,
+        hold: Duration,
+    ) -> Option<(bool, i64)> {
         if !holds {
-            self.since = None;
-            return std::mem::take(&mut self.firing).then_some(false);
+            let began = self.since.take().map_or(unix, |(_, u)| u);
+            return std::mem::take(&mut self.firing).then_some((false, began));
         }
-        let (since, _) = *self.since.get_or_insert((now, unix));
+        let (since, began) = *self.since.get_or_insert((now, unix));
         if !self.firing && now.saturating_duration_since(since) >= hold {
             self.firing = true;
-            return Some(true);
+            return Some((true, began));
         }
         None
     }
@@ -268,8 +275,7 @@ impl Monitor {
                 if !judged {
                     continue;
                 }
-                if let Some(firing) = condition.step(now, unix, holds, kind.hold()) {
-                    let since = condition.since.map_or(unix, |(_, u)| u);
+                if let Some((firing, since)) = condition.step(now, unix, holds, kind.hold()) {
                     round.alerts.push(Alert {
                         kind,
                         meeting: o.meeting,
@@ -657,6 +663,11 @@ mod tests {
         let r = m.round(t0 + S * 19, 95, std::slice::from_ref(&busy));
         assert_eq!(r.alerts.len(), 1);
         assert_eq!((r.alerts[0].kind, r.alerts[0].since), (AlertKind::Cpu, 35));
+        // It stops: the alert still says when its condition began, not when it stopped.
+        let r = m.round(t0 + S * 20, 100, std::slice::from_ref(&calm));
+        assert_eq!(r.alerts.len(), 1);
+        let a = &r.alerts[0];
+        assert_eq!((a.kind, a.firing, a.since), (AlertKind::Cpu, false, 35));
     }
 
     #[test]
