@@ -14,32 +14,27 @@ use sim::{CONTENT_LAYER, Sim};
 const SECOND: Duration = Duration::from_secs(1);
 const MEETING: MeetingId = MeetingId(1);
 
-/// Presentation packets `receiver` got from `origin` after `t`.
-fn content_from(sim: &Sim, receiver: usize, origin: usize, t: Instant) -> usize {
+/// Video packets `receiver` got from `origin` after `t`: of its presentation (`content`) or of
+/// its camera.
+fn video_from(sim: &Sim, receiver: usize, origin: usize, t: Instant, content: bool) -> usize {
     sim.clients[receiver]
         .received
         .iter()
         .filter(|r| {
             r.origin as usize == origin
                 && r.kind == MediaKind::Video
-                && r.layer == CONTENT_LAYER
+                && (r.layer == CONTENT_LAYER) == content
                 && r.at > t
         })
         .count()
 }
 
-/// Camera packets `receiver` got from `origin` after `t`.
+fn content_from(sim: &Sim, receiver: usize, origin: usize, t: Instant) -> usize {
+    video_from(sim, receiver, origin, t, true)
+}
+
 fn camera_from(sim: &Sim, receiver: usize, origin: usize, t: Instant) -> usize {
-    sim.clients[receiver]
-        .received
-        .iter()
-        .filter(|r| {
-            r.origin as usize == origin
-                && r.kind == MediaKind::Video
-                && r.layer != CONTENT_LAYER
-                && r.at > t
-        })
-        .count()
+    video_from(sim, receiver, origin, t, false)
 }
 
 /// The latest slot mapping the SFU announced to `id`: (source, content) of each video slot.
