@@ -262,6 +262,14 @@ test('a chair and three communes: floor, presentation and the end, through the p
       return heard.every((h) => h.length === 1 && h[0] === chairPid);
     }, 0);
 
+    // Xã An turns its camera off: the chair no longer gets its picture; on again, it does.
+    await communes[0].getByRole('button', { name: 'Camera đang bật' }).click();
+    await waitFor("An's camera gone from the chair's page", 20_000, async () =>
+      !(await seenOver(chair, 1500)).includes(anPid), 0);
+    await communes[0].getByRole('button', { name: 'Camera đang tắt' }).click();
+    await waitFor("An's camera back on the chair's page", 20_000, async () =>
+      (await seenOver(chair, 1500)).includes(anPid), 0);
+
     // Xã Bình shares a document: a picture file chosen through its page. The others decode it.
     const document = await chair.screenshot({ type: 'png' });
     await communes[1].locator('#document-file').setInputFiles({ name: 'bao-cao.png', mimeType: 'image/png', buffer: document });

@@ -20,10 +20,20 @@ const PRESENCE: Record<RollCallEntry['presence'], MessageKey> = {
   offline: 'presenceOffline',
 };
 
-function button(text: string, label: string, onClick: () => void, extra = ''): HTMLButtonElement {
+/** A button of a site's row; `action` and the site name it again after the panel is redrawn. */
+function button(
+  action: string,
+  site: number,
+  text: string,
+  label: string,
+  onClick: () => void,
+  extra = '',
+): HTMLButtonElement {
   const b = document.createElement('button');
   b.type = 'button';
   b.textContent = text;
+  b.dataset.action = action;
+  b.dataset.site = String(site);
   b.setAttribute('aria-label', label);
   if (extra) b.className = extra;
   b.addEventListener('click', onClick);
@@ -40,6 +50,20 @@ export class ChairPanel {
   ) {}
 
   render(floor: FloorState | null, entries: RollCallEntry[], people: ParticipantInfo[]): void {
+    // The lists are drawn afresh: keep the keyboard focus on the same control.
+    const focused = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    const refocus = focused?.dataset.action ? `[data-action="${focused.dataset.action}"][data-site="${focused.dataset.site}"]` : null;
+    const inQueue = focused !== null && this.queue.contains(focused);
+    this.draw(floor, entries, people);
+    if (refocus) {
+      const again =
+        (inQueue ? this.queue : this.rollCall).querySelector<HTMLElement>(refocus) ??
+        this.rollCall.querySelector<HTMLElement>(refocus);
+      again?.focus();
+    }
+  }
+
+  private draw(floor: FloorState | null, entries: RollCallEntry[], people: ParticipantInfo[]): void {
     const muted = new Set(floor?.muted ?? []);
     const requests = floor?.queue ?? [];
     const name = (site: number) => siteName(site, entries, people);
@@ -58,8 +82,8 @@ export class ChairPanel {
           label.textContent = name(site);
           li.append(
             label,
-            button(t('grant'), t('grantSite', { site: name(site) }), () => this.actions.grant(site), 'primary-small'),
-            button(t('refuse'), t('refuseSite', { site: name(site) }), () => this.actions.refuse(site)),
+            button('grant', site, t('grant'), t('grantSite', { site: name(site) }), () => this.actions.grant(site), 'primary-small'),
+            button('refuse', site, t('refuse'), t('refuseSite', { site: name(site) }), () => this.actions.refuse(site)),
           );
           return li;
         }),
@@ -82,18 +106,22 @@ export class ChairPanel {
         const isMuted = muted.has(e.site);
         const holder = floor?.holder === e.site;
         const spot = floor?.spotlight === e.site;
+        const spotlight = button('spotlight', e.site, t('spotlight'), t('spotlightSite', { site: e.name }), () =>
+          this.actions.spotlight(spot ? null : e.site),
+        );
+        spotlight.setAttribute('aria-pressed', String(spot));
         li.append(
           label,
           presence,
           button(
+            'mute',
+            e.site,
             isMuted ? t('unmute') : t('mute'),
             t(isMuted ? 'unmuteSite' : 'muteSite', { site: e.name }),
             () => this.actions.mute(e.site, !isMuted),
           ),
-          button(t('spotlight'), t('spotlightSite', { site: e.name }), () =>
-            this.actions.spotlight(spot ? null : e.site),
-          ),
-          button(t('grant'), t('grantSite', { site: e.name }), () => this.actions.grant(e.site)),
+          spotlight,
+          button('floor', e.site, t('grant'), t('grantSite', { site: e.name }), () => this.actions.grant(e.site)),
         );
         li.classList.toggle('holder', holder);
         li.classList.toggle('spotlit', spot);
@@ -101,8 +129,7 @@ export class ChairPanel {
       }),
     );
 
-    const locked = floor?.locked ?? false;
-    this.lock.setAttribute('aria-pressed', String(locked));
-    this.lock.textContent = t(locked ? 'unlockMeeting' : 'lockMeeting');
+    // One name; its state is `aria-pressed` (a name that flips as well would read twice).
+    this.lock.setAttribute('aria-pressed', String(floor?.locked ?? false));
   }
 }

@@ -26,6 +26,7 @@ import { TileGrid } from './tiles';
 const MAX_NAME_CHARS = 64;
 /** Gallery tiles are at least this wide (CSS px), in this many rows. */
 const GALLERY_TILE_WIDTH = 176;
+const GALLERY_GAP = 8;
 const GALLERY_ROWS = 2;
 
 function $<T extends HTMLElement>(id: string): T {
@@ -45,6 +46,7 @@ const meetingSelect = $<HTMLSelectElement>('meeting');
 const joinButton = $<HTMLButtonElement>('join');
 const whoLabel = $<HTMLElement>('who');
 const adminLink = $<HTMLAnchorElement>('admin-link');
+const dashLink = $<HTMLAnchorElement>('dash-link');
 const logoutButton = $<HTMLButtonElement>('logout');
 const meetingPage = $<HTMLElement>('meeting-page');
 const meetingTitle = $<HTMLElement>('meeting-title');
@@ -91,6 +93,10 @@ const live = {
   quality: 'unknown' as QualityLevel,
   /** What this page presents, if it does. */
   presentation: null as Presentation | null,
+  /** The server named this page the presenter (after which another presenter ends it). */
+  presentationConfirmed: false,
+  /** Roll call, the floor or the people changed since the chair's panel was drawn. */
+  panelDirty: true,
 };
 
 // ---- status line -------------------------------------------------------------------------
@@ -129,7 +135,11 @@ function applyTranslations(): void {
   grid.relabel();
   renderStatus();
   if (me) void loadUpcoming();
-  if (live.meetingId !== null) render();
+  renderQuality();
+  if (live.meetingId !== null) {
+    live.panelDirty = true;
+    render();
+  }
 }
 
 langButton.addEventListener('click', () => {
@@ -145,6 +155,8 @@ async function showHome(): Promise<void> {
   upcomingCard.hidden = me === null;
   logoutButton.hidden = me === null;
   adminLink.hidden = me?.role !== 'administrator';
+  // The dashboard is for those who may watch meetings: technicians, chairs, administrators.
+  dashLink.hidden = me === null || me.role === 'participant';
   whoLabel.textContent = me ? t('loggedInAs', { name: me.display_name }) : '';
   if (me && !nameInput.value) nameInput.value = me.display_name;
   await Promise.all([loadMeetings(), me ? loadUpcoming() : Promise.resolve()]);
@@ -214,6 +226,7 @@ loginForm.addEventListener('submit', (ev) => {
 });
 
 logoutButton.addEventListener('click', () => {
+  if (live.meetingId !== null || session) endSession();
   void post('/api/logout', {}).then(() => {
     me = null;
     nameInput.value = '';
@@ -258,17 +271,23 @@ function mediaErrorKey(err: unknown): MessageKey {
 // reach of the old, low-spec computers many communes have.
 const CAMERA = { width: 960, height: 540 };
 
+/** A join is under way (asking for the camera, connecting) or done: a second one waits. */
+let joining = false;
+
 async function join(meeting: number): Promise<void> {
+  if (joining || session) return;
   const name = nameInput.value.trim() || me?.display_name || '';
   if (!name) return setStatus('nameRequired', {}, true);
   if ([...name].length > MAX_NAME_CHARS) return setStatus('nameTooLong', {}, true);
   if (!navigator.mediaDevices?.getUserMedia) return setStatus('mediaInsecure', {}, true);
 
+  joining = true;
   joinButton.disabled = true;
   setStatus('askingMedia');
   try {
     localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: CAMERA });
   } catch (err) {
+    joining = false;
     joinButton.disabled = false;
     return setStatus(mediaErrorKey(err), { detail: detail(err) }, true);
   }
@@ -282,9 +301,21 @@ let inMeeting = false;
 let reconnectTimer: number | undefined;
 let reconnectAttempts = 0;
 
+/** Refusals at the door that joining again would not change. */
+const FINAL_REFUSALS = new Set([
+  'meeting_not_open',
+  'meeting_not_found',
+  'not_invited',
+  'meeting_locked',
+  'login_required',
+  'no_site',
+  'invalid_name',
+]);
+
 function startSession(meeting: number, name: string, stream: MediaStream): void {
   let welcomed = false;
-  session = new Session(meeting, name, stream, {
+  const reconnecting = inMeeting;
+  const mine = new Session(meeting, name, stream, {
     welcome(info, selfId) {
       welcomed = true;
       inMeeting = true;
@@ -293,8 +324,11 @@ function startSession(meeting: number, name: string, stream: MediaStream): void 
       grid.clear();
       resetLive(meeting, selfId);
       meetingTitle.textContent = info.title;
+      const arriving = meetingPage.hidden;
       homePage.hidden = true;
       meetingPage.hidden = false;
+      // The button that was pressed is gone: keyboard users continue from the title.
+      if (arriving) meetingTitle.focus();
       grid.addSelf(selfId, name, stream);
       if (!live.camOn) grid.setSelfVideo(null);
       setStatus('connectingMedia');
@@ -303,11 +337,13 @@ function startSession(meeting: number, name: string, stream: MediaStream): void 
     },
     participantJoined(who) {
       live.people = [...live.people.filter((p) => p.id !== who.id), who];
+      live.panelDirty = true;
       grid.setName(who.id, who.name);
       render();
     },
     participantLeft(id) {
       live.people = live.people.filter((p) => p.id !== id);
+      live.panelDirty = true;
       grid.remove(id);
       render();
     },
@@ -325,10 +361,13 @@ function startSession(meeting: number, name: string, stream: MediaStream): void 
     },
     floor(state) {
       live.floor = state;
+      live.panelDirty = true;
+      followPresenter(state.presenter);
       render();
     },
     rollCall(entries) {
       live.rollCall = entries;
+      live.panelDirty = true;
       render();
     },
     quality(level) {
@@ -355,8 +394,14 @@ function startSession(meeting: number, name: string, stream: MediaStream): void 
         endSession();
         return setStatus('meetingEnded');
       }
-      // Refused at the door (the meeting ended, the site is not invited): no retrying.
+      if (code === 'someone_presents') stopPresenting(false);
       if (!welcomed) {
+        // Coming back after a lost connection, a passing error (the server restarting) is
+        // retried; a refusal at the door (not invited, the meeting closed) is not.
+        if (reconnecting && !FINAL_REFUSALS.has(code)) {
+          mine.leave();
+          return scheduleReconnect(meeting, name, stream);
+        }
         endSession();
         return setStatus('serverError', { message }, true);
       }
@@ -364,11 +409,29 @@ function startSession(meeting: number, name: string, stream: MediaStream): void 
     },
     signalingFailed: (d) => setStatus('signalingFailed', { detail: d }, true),
     disconnected() {
+      if (session !== mine) return;
       if (inMeeting) return scheduleReconnect(meeting, name, stream);
       endSession();
       setStatus('disconnected', {}, true);
     },
   });
+  session = mine;
+  // Chosen before (camera off, microphone muted) stays chosen after a reconnect.
+  mine.setMicrophone(live.micOn);
+  void mine.setCamera(live.camOn);
+}
+
+/**
+ * Ends this page's presentation when the server says someone else presents now (the chair
+ * took over, or stopped it), once the server had named this page.
+ */
+function followPresenter(presenter: number | null): void {
+  if (!live.presentation) return;
+  if (presenter === live.selfId) {
+    live.presentationConfirmed = true;
+  } else if (live.presentationConfirmed) {
+    stopPresenting(false);
+  }
 }
 
 /** The server went away (a restart, the network): join again, waiting longer each time. */
@@ -384,6 +447,7 @@ function scheduleReconnect(meeting: number, name: string, stream: MediaStream): 
 function resetLive(meeting: number, selfId: number): void {
   const keep = { micOn: live.micOn, camOn: live.camOn, lowBandwidth: live.lowBandwidth };
   stopPresenting(false);
+  joining = false;
   Object.assign(live, {
     meetingId: meeting,
     selfId,
@@ -395,10 +459,11 @@ function resetLive(meeting: number, selfId: number): void {
     chairing: false,
     quality: 'unknown',
     presentation: null,
+    presentationConfirmed: false,
+    panelDirty: true,
     ...keep,
   });
-  session?.setMicrophone(live.micOn);
-  if (!live.camOn) void session?.setCamera(false);
+  renderQuality();
 }
 
 /** Whether this person chairs the meeting: its chair, or an administrator. */
@@ -433,12 +498,15 @@ function render(): void {
     presenting: live.presenting,
     lowBandwidth: live.lowBandwidth,
     // One gallery place is this page's own preview.
-    galleryCapacity: galleryCapacity(grid.galleryWidth(), GALLERY_TILE_WIDTH, GALLERY_ROWS) - 1,
+    galleryCapacity: galleryCapacity(grid.galleryWidth(), GALLERY_TILE_WIDTH, GALLERY_GAP, GALLERY_ROWS) - 1,
   });
   grid.arrange(plan);
   hiddenCount.textContent = plan.hidden > 0 ? t('hiddenSites', { count: plan.hidden }) : '';
   const floor = live.floor;
-  for (const p of live.people) {
+  const self: ParticipantInfo | null =
+    live.selfId === null ? null : { id: live.selfId, name: '', chair: live.chairing };
+  if (self && me?.site_id != null) self.site = me.site_id;
+  for (const p of self ? [...live.people, self] : live.people) {
     grid.setBadges(p.id, {
       chair: p.chair ?? false,
       floor: p.site !== undefined && floor?.holder === p.site,
@@ -448,7 +516,8 @@ function render(): void {
   }
   renderControls();
   renderPresenter();
-  if (live.chairing) {
+  if (live.chairing && live.panelDirty) {
+    live.panelDirty = false;
     chairPanel.render(live.floor, live.rollCall, live.people);
   }
   chairPanelEl.hidden = !live.chairing;
@@ -457,14 +526,16 @@ function render(): void {
 
 function renderControls(): void {
   micButton.setAttribute('aria-pressed', String(live.micOn));
-  micButton.textContent = t(live.micOn ? 'micOn' : 'micOff');
+  const mutedByChair = me?.site_id != null && (live.floor?.muted.includes(me.site_id) ?? false);
+  micButton.textContent = t(mutedByChair ? 'mutedByChair' : live.micOn ? 'micOn' : 'micOff');
   camButton.setAttribute('aria-pressed', String(live.camOn));
   camButton.textContent = t(live.camOn ? 'camOn' : 'camOff');
   lowBandwidthButton.setAttribute('aria-pressed', String(live.lowBandwidth));
   const mySite = me?.site_id ?? null;
   const state = floorButton(live.floor, mySite);
   floorBtn.hidden = state === 'none';
-  floorBtn.disabled = state === 'holding';
+  // Not `disabled`: a focused button that becomes disabled drops the keyboard focus.
+  floorBtn.setAttribute('aria-disabled', String(state === 'holding'));
   floorBtn.dataset.state = state;
   floorBtn.textContent = t(
     state === 'withdraw' ? 'withdrawFloor' : state === 'holding' ? 'holdingFloor' : 'requestFloor',
@@ -527,6 +598,7 @@ camButton.addEventListener('click', () => {
 });
 
 floorBtn.addEventListener('click', () => {
+  if (floorBtn.dataset.state === 'holding') return;
   const action = floorBtn.dataset.state === 'withdraw' ? 'withdraw' : 'request';
   session?.command({ type: 'floor', action });
 });
@@ -572,8 +644,9 @@ function stopPresenting(tell: boolean): void {
   const p = live.presentation;
   if (!p) return;
   live.presentation = null;
+  live.presentationConfirmed = false;
   p.stop();
-  if (tell) void session?.present(null).catch(() => {});
+  void session?.present(null, tell).catch(() => {});
   renderControls();
 }
 
@@ -593,22 +666,28 @@ async function listDevices(): Promise<void> {
 }
 
 async function switchDevice(kind: 'audio' | 'video', deviceId: string): Promise<void> {
-  if (!localStream) return;
+  const stream = localStream;
+  if (!stream) return;
   try {
     const constraints: MediaStreamConstraints =
       kind === 'audio' ? { audio: { deviceId: { exact: deviceId } } } : { video: { ...CAMERA, deviceId: { exact: deviceId } } };
     const fresh = await navigator.mediaDevices.getUserMedia(constraints);
+    if (localStream !== stream) {
+      // The meeting was left while the browser asked: the new device is not wanted.
+      for (const t of fresh.getTracks()) t.stop();
+      return;
+    }
     const track = kind === 'audio' ? fresh.getAudioTracks()[0] : fresh.getVideoTracks()[0];
     if (!track) throw new Error(`no ${kind} track from the device`);
-    const old = kind === 'audio' ? localStream.getAudioTracks()[0] : localStream.getVideoTracks()[0];
+    const old = kind === 'audio' ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
     if (old) {
-      localStream.removeTrack(old);
+      stream.removeTrack(old);
       old.stop();
     }
-    localStream.addTrack(track);
+    stream.addTrack(track);
     if (kind === 'audio') track.enabled = live.micOn;
-    await session?.replaceDevice(track, live.camOn);
-    if (kind === 'video' && live.camOn) grid.setSelfVideo(localStream);
+    await session?.replaceDevice(track);
+    if (kind === 'video' && live.camOn) grid.setSelfVideo(stream);
   } catch (err) {
     setStatus('deviceFailed', { detail: detail(err) }, true);
   }
@@ -674,9 +753,12 @@ function endSession(): void {
   localStream = null;
   grid.clear();
   live.meetingId = null;
+  const wasInMeeting = !meetingPage.hidden;
   meetingPage.hidden = true;
   homePage.hidden = false;
+  joining = false;
   joinButton.disabled = false;
+  if (wasInMeeting) $<HTMLElement>('join-page').querySelector('h2')?.focus();
   void showHome();
 }
 

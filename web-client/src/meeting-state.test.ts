@@ -94,11 +94,14 @@ describe('planStage', () => {
 });
 
 describe('gallery and view', () => {
-  it('counts the tiles that fit', () => {
-    expect(galleryCapacity(1000, 200, 2)).toBe(10);
-    expect(galleryCapacity(150, 200, 2)).toBe(2);
-    expect(galleryCapacity(0, 200, 2)).toBe(0);
-    expect(galleryCapacity(NaN, 200, 2)).toBe(0);
+  it('counts the tiles that fit, gaps included', () => {
+    expect(galleryCapacity(1000, 200, 0, 2)).toBe(10);
+    // 7 tiles of 176 px need 6 gaps of 8 px: 1280 px, not 1232.
+    expect(galleryCapacity(1279, 176, 8, 1)).toBe(6);
+    expect(galleryCapacity(1280, 176, 8, 1)).toBe(7);
+    expect(galleryCapacity(150, 200, 8, 2)).toBe(2);
+    expect(galleryCapacity(0, 200, 8, 2)).toBe(0);
+    expect(galleryCapacity(NaN, 200, 8, 2)).toBe(0);
   });
 
   it('asks the SFU for each shown camera at its height, and nothing else', () => {

@@ -68,10 +68,14 @@ export function planStage(input: StageInput): Stage {
   return { content, main, gallery: rest.slice(0, room), hidden: Math.max(0, rest.length - room) };
 }
 
-/** How many gallery tiles of at least `minWidth` px (16:9) fit in `rows` rows of `width` px. */
-export function galleryCapacity(width: number, minWidth: number, rows: number): number {
+/**
+ * How many gallery tiles of at least `minWidth` px fit in `rows` rows of `width` px, with `gap`
+ * px between tiles (as the CSS grid lays them out).
+ */
+export function galleryCapacity(width: number, minWidth: number, gap: number, rows: number): number {
   if (!(width > 0) || !(minWidth > 0)) return 0;
-  return Math.max(1, Math.floor(width / minWidth)) * Math.max(0, Math.floor(rows));
+  const columns = Math.floor((width + gap) / (minWidth + gap));
+  return Math.max(1, columns) * Math.max(0, Math.floor(rows));
 }
 
 /**

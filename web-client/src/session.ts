@@ -42,6 +42,12 @@ const CONTENT_MAX_BITRATE = 1_000_000;
 /** How often the ICE state is looked at (a restart waits for a grace period). */
 const ICE_CHECK_EVERY_MS = 1000;
 
+/**
+ * Errors after which the session is over whatever else is queued: handled as they arrive, so
+ * that the socket closing right after them is not mistaken for a lost connection.
+ */
+const FINAL_ERRORS = new Set(['meeting_ended', 'replaced']);
+
 export interface SessionHandlers {
   welcome(meeting: MeetingInfo, selfId: number): void;
   participantJoined(who: ParticipantInfo): void;
@@ -122,6 +128,9 @@ export class Session implements BridgeDebug {
   private cameraSender: RTCRtpSender | null = null;
   private contentSender: RTCRtpSender | null = null;
   private contentShown: MediaStreamTrack | null = null;
+  private contentShownOwner: number | null = null;
+  /** The camera is sent (off: the camera m-line carries nothing). */
+  private cameraOn = true;
   /** Remote tracks by the mid of their transceiver. */
   private readonly slotTracks = new Map<string, MediaStreamTrack>();
   /** Audio slots already handed to the page. */
@@ -156,6 +165,10 @@ export class Session implements BridgeDebug {
         console.warn('bridge: ignoring a message this client does not understand', ev.data);
         return;
       }
+      if (msg.type === 'error' && FINAL_ERRORS.has(msg.code)) {
+        if (!this.ended) this.on.serverError(msg.code, msg.message);
+        return;
+      }
       this.chain = this.chain
         .then(() => this.handle(msg))
         .catch((err: unknown) => {
@@ -186,25 +199,29 @@ export class Session implements BridgeDebug {
     for (const track of this.local.getAudioTracks()) track.enabled = on;
   }
 
-  /** The camera on or off (off: nothing is sent). */
+  /** The camera on or off (off: nothing is sent). Also before the connection is made. */
   async setCamera(on: boolean): Promise<void> {
+    this.cameraOn = on;
     const track = this.local.getVideoTracks()[0] ?? null;
     await this.cameraSender?.replaceTrack(on ? track : null);
   }
 
   /** Sends `track` instead of the current microphone or camera (another device). */
-  async replaceDevice(track: MediaStreamTrack, cameraOn: boolean): Promise<void> {
+  async replaceDevice(track: MediaStreamTrack): Promise<void> {
     const sender = track.kind === 'audio' ? this.audioSender : this.cameraSender;
-    if (track.kind === 'video' && !cameraOn) return;
+    if (track.kind === 'video' && !this.cameraOn) return;
     await sender?.replaceTrack(track);
   }
 
-  /** Starts presenting `track` (a document drawn on a canvas, or the screen), or stops (null). */
-  async present(track: MediaStreamTrack | null): Promise<void> {
+  /**
+   * Starts presenting `track` (a document drawn on a canvas, or the screen), or stops (null).
+   * `tell`: also tell the server (not when the server already ended it).
+   */
+  async present(track: MediaStreamTrack | null, tell = true): Promise<void> {
     if (!this.contentSender) throw new Error('not connected yet');
     if (track && 'contentHint' in track) track.contentHint = 'detail';
     await this.contentSender.replaceTrack(track);
-    this.send({ type: 'share', on: track !== null });
+    if (tell) this.send({ type: 'share', on: track !== null });
   }
 
   /** Asks the server for new ICE credentials (also done by itself when the link breaks). */
@@ -372,7 +389,8 @@ export class Session implements BridgeDebug {
     // Always the three m-lines, in this order, whatever devices there are: the SFU takes a
     // client's second video m-line for its presentation.
     const audio = this.local.getAudioTracks()[0] ?? 'audio';
-    const camera = this.local.getVideoTracks()[0] ?? 'video';
+    // A camera turned off before connecting sends nothing from the start.
+    const camera = (this.cameraOn && this.local.getVideoTracks()[0]) || 'video';
     this.audioSender = pc.addTransceiver(audio, { direction: 'sendonly' }).sender;
     this.cameraSender = pc.addTransceiver(camera, {
       direction: 'sendonly',
@@ -419,8 +437,10 @@ export class Session implements BridgeDebug {
       else video.set(owner, track);
     }
     const [contentOwner, contentTrack] = content ?? [null, null];
-    if (contentTrack !== this.contentShown) {
+    // A freed slot may carry the next presenter's content on the same track: the owner counts.
+    if (contentTrack !== this.contentShown || contentOwner !== this.contentShownOwner) {
       this.contentShown = contentTrack;
+      this.contentShownOwner = contentOwner;
       this.contentOwner = contentOwner;
       this.on.content(contentOwner, contentTrack);
     }
@@ -465,6 +485,7 @@ export class Session implements BridgeDebug {
     this.playing.clear();
     this.shown.clear();
     this.contentShown = null;
+    this.contentShownOwner = null;
     this.contentOwner = null;
   }
 }
