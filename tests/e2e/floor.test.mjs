@@ -125,6 +125,56 @@ function remoteUfrag(page) {
   return page.evaluate(() => /a=ice-ufrag:(\S+)/.exec(window.bridge.pc.remoteDescription?.sdp ?? '')?.[1] ?? null);
 }
 
+/**
+ * A PDF of `texts.length` pages, page n showing texts[n] in large letters (ASCII), with its
+ * cross-reference table computed.
+ */
+function pdfOf(texts) {
+  const objects = [
+    '<< /Type /Catalog /Pages 2 0 R >>',
+    `<< /Type /Pages /Kids [${texts.map((_, i) => `${4 + 2 * i} 0 R`).join(' ')}] /Count ${texts.length} >>`,
+    '<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>',
+  ];
+  for (const [i, text] of texts.entries()) {
+    const content = `BT /F1 96 Tf 80 300 Td (${text}) Tj ET`;
+    objects.push(`<< /Type /Page /Parent 2 0 R /MediaBox [0 0 842 595] /Resources << /Font << /F1 3 0 R >> >> /Contents ${5 + 2 * i} 0 R >>`);
+    objects.push(`<< /Length ${content.length} >>\nstream\n${content}\nendstream`);
+  }
+  let body = '%PDF-1.4\n';
+  const offsets = [];
+  for (const [i, o] of objects.entries()) {
+    offsets.push(body.length);
+    body += `${i + 1} 0 obj\n${o}\nendobj\n`;
+  }
+  const xref = body.length;
+  body += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
+  for (const off of offsets) body += `${String(off).padStart(10, '0')} 00000 n \n`;
+  body += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return Buffer.from(body, 'latin1');
+}
+
+/** A rough fingerprint of the presentation's picture as `page` shows it now. */
+function contentPicture(page) {
+  return page.evaluate(() => {
+    const video = document.querySelector('.tile.content video');
+    if (!video || !video.videoWidth) return null;
+    const canvas = document.createElement('canvas');
+    canvas.width = 64;
+    canvas.height = 36;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(video, 0, 0, 64, 36);
+    const data = ctx.getImageData(0, 0, 64, 36).data;
+    // Dark pixels per column: where the letters are.
+    const columns = [];
+    for (let x = 0; x < 64; x++) {
+      let dark = 0;
+      for (let y = 0; y < 36; y++) if (data[(y * 64 + x) * 4] < 128) dark++;
+      columns.push(dark);
+    }
+    return columns;
+  });
+}
+
 /** Frames decoded, and the frame size, of the presentation arriving on `page`. */
 function contentStats(page) {
   return page.evaluate(async () => {
@@ -320,6 +370,28 @@ test('a chair and three communes: floor, presentation and the end, through the p
     // Bình stops: the presentation leaves every page.
     await communes[1].getByRole('button', { name: 'Dừng chia sẻ' }).click();
     await waitFor('the presentation gone from the chair', 15_000, async () => (await chair.locator('.tile.content').count()) === 0);
+
+    // Bình presents a two-page PDF and turns to its second page: the chair sees the page change.
+    await communes[1].locator('#document-file').setInputFiles({
+      name: 'cong-van.pdf', mimeType: 'application/pdf', buffer: pdfOf(['TRANG 1  ......', '..........  TRANG 2']),
+    });
+    await communes[1].getByText('Trang 1/2').waitFor({ timeout: 20_000 });
+    const firstPage = await waitFor('the PDF page decoded by the chair', 30_000, async () => {
+      const p = await contentPicture(chair);
+      return p && p.reduce((sum, v) => sum + v, 0) > 10 ? p : null;
+    }, 500);
+    await communes[1].getByRole('button', { name: 'Trang sau' }).click();
+    await communes[1].getByText('Trang 2/2').waitFor({ timeout: 10_000 });
+    const secondPage = await waitFor("the chair's picture of the PDF changes with the page", 20_000, async () => {
+      const now = await contentPicture(chair);
+      const moved = now && now.reduce((sum, v, i) => sum + Math.abs(v - firstPage[i]), 0);
+      const inked = now && now.reduce((sum, v) => sum + v, 0);
+      return moved > 20 && inked > 10 ? now : null;
+    }, 500);
+    t.diagnostic(`PDF page 1 vs 2 dark columns: ${firstPage.join('')} / ${secondPage.join('')}`);
+    await communes[1].screenshot({ path: path.join(SHOTS, 'presenting-pdf.png') });
+    await communes[1].getByRole('button', { name: 'Dừng chia sẻ' }).click();
+    await waitFor('the PDF gone from the chair', 15_000, async () => (await chair.locator('.tile.content').count()) === 0);
 
     // The chair ends the meeting: every page is back home, told so.
     chair.on('dialog', (d) => void d.accept());

@@ -17,7 +17,7 @@ import {
   vietnamTime,
 } from './meeting-state';
 import type { ListedMeeting, QualityLevel } from './meeting-state';
-import { presentDocument, presentScreen } from './presenting';
+import { isPdf, presentDocument, presentPdf, presentScreen } from './presenting';
 import type { Presentation } from './presenting';
 import type { FloorState, MeetingInfo, ParticipantInfo, RollCallEntry } from './protocol';
 import { Session } from './session';
@@ -63,6 +63,10 @@ const shareDocButton = $<HTMLButtonElement>('share-document');
 const documentFile = $<HTMLInputElement>('document-file');
 const shareScreenButton = $<HTMLButtonElement>('share-screen');
 const stopShareButton = $<HTMLButtonElement>('stop-share');
+const pageControls = $<HTMLElement>('page-controls');
+const pageNumber = $<HTMLElement>('page-number');
+const prevPageButton = $<HTMLButtonElement>('prev-page');
+const nextPageButton = $<HTMLButtonElement>('next-page');
 const lowBandwidthButton = $<HTMLButtonElement>('low-bandwidth');
 const micSelect = $<HTMLSelectElement>('mic-select');
 const camSelect = $<HTMLSelectElement>('cam-select');
@@ -541,6 +545,13 @@ function renderControls(): void {
     state === 'withdraw' ? 'withdrawFloor' : state === 'holding' ? 'holdingFloor' : 'requestFloor',
   );
   const presenting = live.presentation !== null;
+  const pages = live.presentation?.pages;
+  pageControls.hidden = !pages;
+  if (pages) {
+    pageNumber.textContent = t('pageOf', { page: pages.current(), count: pages.count });
+    prevPageButton.disabled = pages.current() <= 1;
+    nextPageButton.disabled = pages.current() >= pages.count;
+  }
   stopShareButton.hidden = !presenting;
   shareDocButton.hidden = presenting;
   shareScreenButton.hidden = presenting || !navigator.mediaDevices?.getDisplayMedia;
@@ -613,8 +624,22 @@ documentFile.addEventListener('change', () => {
   const file = documentFile.files?.[0];
   documentFile.value = '';
   if (!file) return;
-  void startPresenting(() => presentDocument(file), 'documentFailed');
+  void startPresenting(() => (isPdf(file) ? presentPdf(file) : presentDocument(file)), 'documentFailed');
 });
+
+/** Turns the presented PDF by `delta` pages. */
+async function turnPage(delta: number): Promise<void> {
+  const pages = live.presentation?.pages;
+  if (!pages) return;
+  try {
+    await pages.show(pages.current() + delta);
+  } catch (err) {
+    setStatus('documentFailed', { detail: detail(err) }, true);
+  }
+  renderControls();
+}
+prevPageButton.addEventListener('click', () => void turnPage(-1));
+nextPageButton.addEventListener('click', () => void turnPage(1));
 shareScreenButton.addEventListener('click', () => void startPresenting(presentScreen, 'screenFailed'));
 stopShareButton.addEventListener('click', () => stopPresenting(true));
 
