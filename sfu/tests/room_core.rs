@@ -541,12 +541,6 @@ fn an_ice_restart_offers_new_credentials_and_media_goes_on() {
         .iter()
         .filter(|(_, e)| matches!(e, SfuEvent::Offer { endpoint, .. } if *endpoint == sim.clients[a].id))
         .count();
-    let old_ufrag = sim.clients[a]
-        .rtc
-        .direct_api()
-        .local_ice_credentials()
-        .ufrag;
-
     sim.core
         .restart_ice(sim.now, sim.clients[a].id)
         .expect("a known endpoint");
@@ -565,10 +559,6 @@ fn an_ice_restart_offers_new_credentials_and_media_goes_on() {
     assert_eq!(offers.len(), offers_before + 1, "one offer for the restart");
     let restart = offers.last().expect("the restart's offer");
     let new_sfu_ufrag = ice_ufrag(restart).expect("the offer carries ICE credentials");
-    assert!(
-        !restart.contains(&format!("a=ice-ufrag:{old_ufrag}")),
-        "the client's old credentials are not the SFU's"
-    );
     let joined_with = ice_ufrag(&sim.clients[a].join_answer).expect("the answer's ufrag");
     assert_ne!(joined_with, new_sfu_ufrag, "new SFU credentials");
     // Both ways, media keeps flowing after the restart.

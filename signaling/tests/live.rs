@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sfu::{AudioMode, EndpointId, MeetingId};
-use support::{Server, admin, databases, get, login, post, request, rfc3339, site_id, start};
+use support::{Server, admin, databases, get, person, post, request, rfc3339, site_id, start};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -194,16 +194,14 @@ async fn the_chair_runs_the_floor_and_the_sfu_is_told() {
             site_id(&sites, "X002"),
             site_id(&sites, "X003"),
         );
-        let r = post(
+        let chair_token = person(
             &server,
-            "/api/people",
-            Some(&admin),
-            &json!({"username": "chu.tich", "display_name": "Chủ tịch", "role": "chair",
-                    "site_id": t02, "password": "mật-khẩu-dài"}),
+            &admin,
+            ("chu.tich", "Chủ tịch"),
+            "chair",
+            Some(t02),
         )
         .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        let chair_token = login(&server, "chu.tich", "mật-khẩu-dài").await;
         let now = signaling::clock::now();
         // Starts in 10 minutes: roll call is open.
         let meeting = post(
@@ -502,16 +500,14 @@ async fn a_dashboard_watches_a_meeting_without_taking_part() {
     }
 
     // A participant may not; an unknown meeting is named.
-    let r = post(
+    let participant = person(
         &server,
-        "/api/people",
-        Some(&admin),
-        &json!({"username": "nguoi.du", "display_name": "Người dự", "role": "participant",
-                "password": "mật-khẩu-dài"}),
+        &admin,
+        ("nguoi.du", "Người dự"),
+        "participant",
+        None,
     )
     .await;
-    assert_eq!(r.status, 201);
-    let participant = login(&server, "nguoi.du", "mật-khẩu-dài").await;
     let mut other = connect(&server, Some(&participant)).await;
     let code = refused(&mut other, json!({"type": "watch", "meeting": id})).await;
     assert_eq!(code, "forbidden");

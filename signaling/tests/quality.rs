@@ -7,7 +7,7 @@ mod support;
 use serde_json::json;
 use signaling::monitor::Totals;
 use signaling::reports;
-use support::{admin, databases, get, import, login, post, rfc3339, site_id, start};
+use support::{admin, databases, get, import, person, post, rfc3339, site_id, start};
 
 const SITES: &str = "code,name,level,parent_code,terminal_id\n\
                      T01,Tỉnh,province,,\n\
@@ -121,16 +121,14 @@ async fn quality_reports_are_stored_added_to_and_exported() {
         );
 
         // Participants may not read it; unknown meetings are 404.
-        let r = post(
+        let participant = person(
             &server,
-            "/api/people",
-            Some(&admin),
-            &json!({"username": "nguoi.du", "display_name": "Người dự", "role": "participant",
-                    "password": "mật-khẩu-dài"}),
+            &admin,
+            ("nguoi.du", "Người dự"),
+            "participant",
+            None,
         )
         .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        let participant = login(&server, "nguoi.du", "mật-khẩu-dài").await;
         for path in [
             format!("/api/meetings/{id}/quality"),
             format!("/api/meetings/{id}/quality.csv"),
@@ -152,16 +150,15 @@ async fn province_statistics_count_what_was_recorded() {
         let r = import(&server, &admin, SITES).await;
         assert_eq!(r.status, 200, "{}", r.body);
         let sites = get(&server, "/api/sites", Some(&admin)).await.json();
-        let r = post(
+        let t01 = site_id(&sites, "T01");
+        let chair = person(
             &server,
-            "/api/people",
-            Some(&admin),
-            &json!({"username": "chu.tich", "display_name": "Chủ tịch", "role": "chair",
-                    "site_id": site_id(&sites, "T01"), "password": "mật-khẩu-dài"}),
+            &admin,
+            ("chu.tich", "Chủ tịch"),
+            "chair",
+            Some(t01),
         )
         .await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        let chair = login(&server, "chu.tich", "mật-khẩu-dài").await;
         let now = signaling::clock::now();
         let mut ids = Vec::new();
         for title in ["Giao ban <tháng 11>", "Hủy", "Sắp tới"] {
@@ -262,16 +259,14 @@ async fn province_statistics_count_what_was_recorded() {
             (missing.status, missing.code().as_str()),
             (400, "invalid_period")
         );
-        let r = post(
+        let participant = person(
             &server,
-            "/api/people",
-            Some(&admin),
-            &json!({"username": "nguoi.du", "display_name": "Người dự", "role": "participant",
-                    "password": "mật-khẩu-dài"}),
+            &admin,
+            ("nguoi.du", "Người dự"),
+            "participant",
+            None,
         )
         .await;
-        assert_eq!(r.status, 201);
-        let participant = login(&server, "nguoi.du", "mật-khẩu-dài").await;
         let r = get(&server, &format!("/api/stats?{query}"), Some(&participant)).await;
         assert_eq!(r.status, 403);
     }

@@ -111,35 +111,21 @@ export async function presentPdf(file: File): Promise<Presentation> {
   };
 }
 
-/** Reads an image file and streams it as a still picture (letterboxed to 16:9 at most 1080p). */
+/** Reads an image file and streams it as a still picture (fitted into 1920x1080 at most). */
 export async function presentDocument(file: File): Promise<Presentation> {
   const bitmap = await createImageBitmap(file);
   const scale = Math.min(1, MAX_WIDTH / bitmap.width, MAX_HEIGHT / bitmap.height);
-  const canvas = document.createElement('canvas');
+  const picture = document.createElement('canvas');
   // Even sizes: video encoders want them.
-  canvas.width = Math.max(2, Math.round((bitmap.width * scale) / 2) * 2);
-  canvas.height = Math.max(2, Math.round((bitmap.height * scale) / 2) * 2);
-  const ctx = canvas.getContext('2d');
+  picture.width = Math.max(2, Math.round((bitmap.width * scale) / 2) * 2);
+  picture.height = Math.max(2, Math.round((bitmap.height * scale) / 2) * 2);
+  const ctx = picture.getContext('2d');
   if (!ctx) throw new Error('no 2D canvas');
-  const draw = () => {
-    ctx.fillStyle = '#fff';
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
-    ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  };
-  draw();
-  const stream = canvas.captureStream(DOCUMENT_FPS);
-  const track = stream.getVideoTracks()[0];
-  if (!track) throw new Error('the canvas gives no video track');
-  // A canvas only yields frames when drawn: redraw so the picture keeps coming.
-  const timer = window.setInterval(draw, 1000 / DOCUMENT_FPS);
-  return {
-    track,
-    stop() {
-      window.clearInterval(timer);
-      track.stop();
-      bitmap.close();
-    },
-  };
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, picture.width, picture.height);
+  ctx.drawImage(bitmap, 0, 0, picture.width, picture.height);
+  bitmap.close();
+  return streamCanvas(picture);
 }
 
 /** Asks the browser for a screen or window to share. */

@@ -422,7 +422,7 @@ impl SfuCore {
             let Some((info, content)) = self
                 .endpoints
                 .get(&source)
-                .and_then(|s| s.tracks_in.iter().find(|t| t.mid == source_mid))
+                .and_then(|s| s.track_in(source_mid))
                 .map(|t| (t.layer_info(now), t.content))
             else {
                 continue;

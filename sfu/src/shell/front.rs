@@ -49,6 +49,14 @@ struct Routes {
 }
 
 impl Routes {
+    /// `endpoint`'s ICE user fragment is `ufrag` now (it joined, or an ICE restart renewed
+    /// it): the old one no longer admits a new address, and a client restarting again and
+    /// again does not grow the map.
+    fn joined(&mut self, endpoint: EndpointId, meeting: MeetingId, ufrag: String) {
+        self.by_ufrag.retain(|_, r| r.endpoint != endpoint);
+        self.by_ufrag.insert(ufrag, Route { meeting, endpoint });
+    }
+
     fn forget(&mut self, endpoint: EndpointId) {
         self.endpoint_meeting.remove(&endpoint);
         self.by_ufrag.retain(|_, r| r.endpoint != endpoint);
@@ -114,7 +122,7 @@ pub(super) async fn run(
             }
             msg = from_shards.recv() => match msg {
                 Some(FrontMsg::Joined { endpoint, meeting, ufrag }) => {
-                    routes.by_ufrag.insert(ufrag, Route { meeting, endpoint });
+                    routes.joined(endpoint, meeting, ufrag);
                 }
                 Some(FrontMsg::Removed { endpoint }) => routes.forget(endpoint),
                 None => return,
@@ -226,6 +234,24 @@ fn dispatch(routes: &mut Routes, command: Command, send: &impl Fn(MeetingId, Sha
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endpoint_is_known_by_its_latest_user_fragment_only() {
+        let mut routes = Routes::default();
+        let (a, b) = (EndpointId(1), EndpointId(2));
+        routes.joined(a, MeetingId(7), "old".into());
+        routes.joined(b, MeetingId(7), "other".into());
+        for i in 0..100 {
+            routes.joined(a, MeetingId(7), format!("restart{i}"));
+        }
+        assert_eq!(routes.by_ufrag.len(), 2);
+        assert!(routes.by_ufrag.contains_key("restart99"));
+        assert!(!routes.by_ufrag.contains_key("old"));
+        assert!(
+            routes.by_ufrag.contains_key("other"),
+            "another endpoint's stays"
+        );
+    }
 
     #[test]
     fn an_impairment_drops_exactly_its_share() {

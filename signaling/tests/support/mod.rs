@@ -187,6 +187,28 @@ pub async fn login(server: &Server, username: &str, password: &str) -> String {
     r.json()["token"].as_str().expect("token").to_string()
 }
 
+/// Adds a person (role `role`, at site `site` if any) as `admin` and logs them in; returns
+/// their session token.
+pub async fn person(
+    server: &Server,
+    admin: &str,
+    (username, display_name): (&str, &str),
+    role: &str,
+    site: Option<i64>,
+) -> String {
+    const PASSWORD: &str = "mật-khẩu-dài";
+    let r = post(
+        server,
+        "/api/people",
+        Some(admin),
+        &serde_json::json!({"username": username, "display_name": display_name, "role": role,
+                            "site_id": site, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "adding {username}: {}", r.body);
+    login(server, username, PASSWORD).await
+}
+
 /// The administrator's token.
 pub async fn admin(server: &Server) -> String {
     login(server, "admin", signaling::config::TEST_ADMIN_PASSWORD).await
