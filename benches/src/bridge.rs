@@ -311,6 +311,13 @@ impl BridgeEndpoint {
                             let _ = reader_peer.pc.add_ice_candidate(init).await;
                         }
                     }
+                    // The generator publishes one video track: the message is about it.
+                    "send_layers" => {
+                        if let Some(n) = v.get("layers").and_then(Value::as_u64) {
+                            let n = u8::try_from(n).unwrap_or(u8::MAX);
+                            reader_peer.asked_layers.store(n, Ordering::Relaxed);
+                        }
+                    }
                     "error" => {
                         reader_errors.fetch_add(1, Ordering::Relaxed);
                         eprintln!("loadgen: {who}: the bridge sent an error: {text:.200}");

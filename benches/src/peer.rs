@@ -82,7 +82,7 @@ pub struct Run {
     pub latency: Histogram,
     /// RTP packets the publishers sent in the window.
     pub sent_packets: AtomicU64,
-    /// Video frames (of one layer, the top one) the publishers sent in the window.
+    /// Video frames (each counted once, whatever the layers) the publishers sent in the window.
     pub sent_frames: AtomicU64,
     /// Packets that webrtc-rs refused to send (not yet bound, or closed).
     pub send_errors: AtomicU64,
@@ -126,6 +126,9 @@ pub struct Peer {
     publish: Publish,
     ssrcs: Vec<u32>,
     audio_ssrc: u32,
+    /// How many of its lowest simulcast layers the SFU asked this endpoint to send
+    /// (`send_layers`); honoured as a browser does. Starts with all.
+    pub asked_layers: Arc<AtomicU8>,
 }
 
 struct Handler {
@@ -285,6 +288,7 @@ impl Peer {
             publish: publish.clone(),
             ssrcs: Vec::new(),
             audio_ssrc: 0,
+            asked_layers: Arc::new(AtomicU8::new(u8::MAX)),
         };
         if let Some(_audio) = &publish.audio {
             let ssrc = random_ssrc();
@@ -438,6 +442,7 @@ impl Peer {
         let video = match (&self.video_tx, &self.video_track) {
             (Some(tx), Some(track)) => Some(VideoOut {
                 out: Out::new(tx, track.clone()).await?,
+                asked: self.asked_layers.clone(),
                 layers: self
                     .publish
                     .video
@@ -606,6 +611,8 @@ struct LayerOut {
 struct VideoOut {
     out: Out,
     layers: Vec<LayerOut>,
+    /// Layers at and above this index are suspended by the SFU.
+    asked: Arc<AtomicU8>,
 }
 
 struct AudioOut {
@@ -653,8 +660,9 @@ async fn publish_loop(
 }
 
 async fn send_video_frame(v: &mut VideoOut, index: usize, n: u32, run: &Run) {
-    let layers = v.layers.len();
-    for (li, layer) in v.layers.iter_mut().enumerate() {
+    // The lowest layer is never suspended.
+    let asked = usize::from(v.asked.load(Ordering::Relaxed).max(1));
+    for layer in v.layers.iter_mut().take(asked) {
         let frame = &layer.clip.frames[index % layer.clip.frames.len()];
         let ts = layer.ts0.wrapping_add(n.wrapping_mul(90_000 / media::FPS));
         let chunks = lrtp::vp8_chunks(&frame.data);
@@ -670,9 +678,9 @@ async fn send_video_frame(v: &mut VideoOut, index: usize, n: u32, run: &Run) {
             layer.seq = layer.seq.wrapping_add(1);
         }
         layer.picture_id = (layer.picture_id + 1) & 0x7fff;
-        if li + 1 == layers && run.measuring() {
-            run.sent_frames.fetch_add(1, Ordering::Relaxed);
-        }
+    }
+    if run.measuring() {
+        run.sent_frames.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -32,6 +32,8 @@ const MAX_CAMERA_ERROR: usize = 200;
 enum CallCmd {
     Offer(String, oneshot::Sender<Result<String, String>>),
     MaxKbps(Option<u32>),
+    /// The SFU wants only the lowest layers of the track on a mid.
+    SendLayers(String, u8),
 }
 
 /// What the last health report counted: when, frames and bytes per layer, CPU busy and total.
@@ -357,6 +359,12 @@ impl Agent {
         ) {
             Ok(sender) => {
                 sender.set_muted(self.muted);
+                // A rebuilt pipeline keeps the layers the uplink and the SFU allow.
+                if let Some((_, rates)) = &self.uplink {
+                    for (layer, bps) in rates.iter().enumerate() {
+                        sender.set_bitrate(layer, *bps);
+                    }
+                }
                 tracing::info!(
                     camera = sender.camera,
                     encoder = sender.encoder,
@@ -454,6 +462,19 @@ impl Agent {
                     Ok(Err(e)) => tracing::warn!(error = %e, "the SFU's offer failed"),
                     Err(_) => {}
                 }
+            }
+            "send_layers" => {
+                let (Some((commands, _)), Some(mid), Some(layers)) = (
+                    &self.call,
+                    msg["mid"].as_str(),
+                    msg["layers"].as_u64().and_then(|l| u8::try_from(l).ok()),
+                ) else {
+                    return;
+                };
+                tracing::info!(mid, layers, "the SFU asks for the lowest layers only");
+                let _ = commands
+                    .send(CallCmd::SendLayers(mid.to_string(), layers))
+                    .await;
             }
             "participant_joined" => {
                 if let Some(other) = Other::from_json(&msg["participant"]) {
@@ -748,6 +769,9 @@ fn spawn_call(
                         let _ = reply.send(call.accept_offer(&sdp).map_err(|e| e.to_string()));
                     }
                     Some(CallCmd::MaxKbps(kbps)) => call.set_max_kbps(kbps),
+                    Some(CallCmd::SendLayers(mid, layers)) => {
+                        call.send_layers(&mid, layers, &mut out);
+                    }
                     // The agent ended the call.
                     None => return,
                 },

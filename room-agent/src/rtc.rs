@@ -92,6 +92,9 @@ pub struct Call {
     rids: Vec<Rid>,
     layers: Vec<Layer>,
     max_bps: Option<u64>,
+    /// How many of the lowest layers the SFU wants (`send_layers`): the rest stay paused
+    /// whatever the uplink allows, as nobody in the meeting shows them.
+    asked: usize,
     bitrates: Vec<Option<u32>>,
     /// The last bandwidth estimate reported, bits per second.
     estimate: u64,
@@ -142,6 +145,7 @@ impl Call {
             rids: RIDS[..layers.len()].iter().map(|r| Rid::from(*r)).collect(),
             layers: layers.to_vec(),
             max_bps: max_kbps.map(|k| u64::from(k) * 1000),
+            asked: layers.len(),
             bitrates: layers.iter().map(|l| Some(l.kbps * 1000)).collect(),
             estimate: INITIAL_ESTIMATE,
             timeline: Timeline::default(),
@@ -263,7 +267,7 @@ impl Call {
         if self.wanted_at.is_some_and(|t| now < t + PROBE_EVERY) {
             return;
         }
-        let video = desired_video(&self.layers, self.max_bps);
+        let video = desired_video(&self.layers[..self.asked], self.max_bps);
         let desired = (video as f64 / VIDEO_SHARE) as u64;
         if self.wanted_at.is_some() && self.estimate < desired {
             self.probe_nudge += 1;
@@ -332,7 +336,13 @@ impl Call {
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 let estimate = estimate.as_u64();
-                let rates = share(&self.layers, estimate, self.max_bps, &self.bitrates);
+                let rates = share_asked(
+                    &self.layers,
+                    self.asked,
+                    estimate,
+                    self.max_bps,
+                    &self.bitrates,
+                );
                 let moved = |new: u64, old: u64| new.abs_diff(old) * 10 > old;
                 let changed = rates.iter().zip(&self.bitrates).any(|(n, o)| match (n, o) {
                     (Some(n), Some(o)) => moved(u64::from(*n), u64::from(*o)),
@@ -371,6 +381,31 @@ impl Call {
                 });
             }
             _ => {}
+        }
+    }
+
+    /// The SFU asks for only the lowest `layers` layers of the track on `mid` (nobody wants
+    /// more now): the others pause at once, and resume when asked for again.
+    pub fn send_layers(&mut self, mid: &str, layers: u8, events: &mut Vec<CallEvent>) {
+        if mid != self.video.to_string() {
+            return;
+        }
+        self.asked = usize::from(layers).clamp(1, self.layers.len().max(1));
+        let rates = share_asked(
+            &self.layers,
+            self.asked,
+            self.estimate,
+            self.max_bps,
+            &self.bitrates,
+        );
+        // The estimator is told anew what the layers want.
+        self.wanted_at = None;
+        if rates != self.bitrates {
+            self.bitrates = rates.clone();
+            events.push(CallEvent::Bitrates {
+                estimate: self.estimate,
+                rates,
+            });
         }
     }
 
@@ -452,6 +487,20 @@ pub fn share(
         .collect()
 }
 
+/// [`share`] among the lowest `asked` layers; the others are paused.
+pub fn share_asked(
+    layers: &[Layer],
+    asked: usize,
+    estimate: u64,
+    max_bps: Option<u64>,
+    sending: &[Option<u32>],
+) -> Vec<Option<u32>> {
+    let asked = asked.min(layers.len());
+    let mut rates = share(&layers[..asked], estimate, max_bps, sending);
+    rates.resize(layers.len(), None);
+    rates
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,6 +537,24 @@ mod tests {
         assert_eq!(
             share(&LAYERS, 4_000_000, Some(500_000), &ON),
             vec![Some(150_000), None]
+        );
+    }
+
+    #[test]
+    fn layers_the_sfu_does_not_ask_for_stay_paused() {
+        const ON: [Option<u32>; 2] = [Some(150_000), Some(1_500_000)];
+        assert_eq!(
+            share_asked(&LAYERS, 1, 4_000_000, None, &ON),
+            vec![Some(150_000), None]
+        );
+        // Asked for again: the estimate decides as before.
+        assert_eq!(
+            share_asked(&LAYERS, 2, 4_000_000, None, &[Some(150_000), None]),
+            ON.to_vec()
+        );
+        assert_eq!(
+            share_asked(&LAYERS, 2, 100_000, None, &ON),
+            vec![Some(85_000), None]
         );
     }
 

@@ -386,4 +386,22 @@ fn working_meeting_of_213_with_last_9_video_and_loudest_3_audio() {
             "site {i}: video slots"
         );
     }
+
+    // Nobody shows any camera larger than a small tile, so after the hold every camera site
+    // was asked, once, to send only its lowest layer: the uplinks of the 30 rooms and the
+    // SFU's intake shrink to that.
+    for &camera in &cameras {
+        let id = sim.clients[camera].id;
+        let asked: Vec<u8> = sim
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                SfuEvent::SendLayers {
+                    endpoint, layers, ..
+                } if *endpoint == id => Some(*layers),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asked, vec![1], "camera {camera} was asked for");
+    }
 }

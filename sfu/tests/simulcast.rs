@@ -6,6 +6,7 @@ mod sim;
 
 use std::time::{Duration, Instant};
 
+use sfu::SfuEvent;
 use sim::{Received, Sim};
 use str0m::media::MediaKind;
 
@@ -197,4 +198,97 @@ fn when_the_wanted_layer_stops_arriving_the_receiver_falls_back_to_one_that_does
     let t = sim.now;
     sim.run_for(2 * SECOND);
     assert_eq!(layers_of(&video_from(&sim, b, a, t)), vec![1, 2]);
+}
+
+/// The `SendLayers` events the SFU emitted for `publisher`: (seconds since start, layers).
+fn layer_requests(sim: &Sim, publisher: usize) -> Vec<(u64, u8)> {
+    let id = sim.clients[publisher].id;
+    sim.events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            SfuEvent::SendLayers {
+                endpoint, layers, ..
+            } if *endpoint == id => Some(((*t - sim.start).as_secs(), *layers)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn layers_nobody_wants_are_suspended_after_a_hold_and_resumed_at_once() {
+    let mut sim = Sim::new();
+    let a = sim.join_with_layers(1, 3);
+    let b = sim.join(1);
+    let c = sim.join(1);
+    let a_id = sim.clients[a].id;
+    for r in [b, c] {
+        sim.core
+            .set_view(sim.now, sim.clients[r].id, &[(a_id, 180)])
+            .expect("view");
+    }
+    sim.run_for(4 * SECOND);
+    assert_eq!(
+        layer_requests(&sim, a),
+        vec![],
+        "nothing is suspended within the hold"
+    );
+    assert_eq!(sim.clients[a].asked_layers, 3);
+
+    // Both show `a` small: both upper layers go once the hold has passed.
+    sim.run_for(9 * SECOND);
+    assert_eq!(layer_requests(&sim, a), vec![(5, 1)]);
+    assert_eq!(sim.clients[a].asked_layers, 1);
+    // The lowest layer still flows to both, unbroken.
+    let since = sim.now - 3 * SECOND;
+    for r in [b, c] {
+        let got = video_from(&sim, r, a, sim.start + SECOND);
+        assert_eq!(
+            layers_of(&got),
+            vec![0],
+            "receiver {r} stays on the lowest layer"
+        );
+        assert_continuous(&got);
+        assert!(video_from(&sim, r, a, since).len() > 50);
+    }
+
+    // `c` shows `a` large. Its allocator upgrades once c's estimate affords the top layer
+    // (after probing and its upgrade hold); the publisher is asked at that moment, and the
+    // layer reaches `c` a keyframe later.
+    let shown_at = sim.now;
+    sim.core
+        .set_view(sim.now, sim.clients[c].id, &[(a_id, 720)])
+        .expect("view");
+    while sim.clients[a].asked_layers < 3 && sim.now - shown_at < 4 * SECOND {
+        sim.run_for(SECOND / 50);
+    }
+    let asked_at = sim.now;
+    assert_eq!(
+        sim.clients[a].asked_layers, 3,
+        "the top layer is asked for again"
+    );
+    let requests = layer_requests(&sim, a).len();
+    sim.run_for(SECOND);
+    let got = video_from(&sim, c, a, shown_at);
+    // Straight to the top, or through the middle layer if the estimate grew in two steps.
+    let moves = layers_of(&got);
+    assert!(
+        moves == [0, 2] || moves == [0, 1, 2],
+        "c moves up to the resumed top layer: {moves:?}"
+    );
+    let switched = got.iter().find(|r| r.layer == 2).expect("layer 2 arrived");
+    assert!(
+        switched.at - asked_at < SECOND / 5,
+        "the top layer arrived {:?} after it was asked for",
+        switched.at - asked_at
+    );
+    assert_continuous(&got);
+    assert_eq!(layers_of(&video_from(&sim, b, a, shown_at)), vec![0]);
+
+    // Only the top layer is wanted now: the middle one stays off.
+    sim.run_for(8 * SECOND);
+    assert_eq!(
+        sim.clients[a].asked_layers, 3,
+        "the top layer is still shown"
+    );
+    assert_eq!(layer_requests(&sim, a).len(), requests);
 }

@@ -698,6 +698,14 @@ impl HubState {
                     self.roll_call_due.insert(meeting);
                 }
             }
+            SfuEvent::SendLayers {
+                endpoint,
+                mid,
+                layers,
+            } => {
+                self.send_to(endpoint.0, ServerMsg::SendLayers { mid, layers })
+                    .await;
+            }
             SfuEvent::Connected { endpoint } => {
                 tracing::debug!(participant = endpoint.0, "media connected");
             }

@@ -566,6 +566,15 @@ pub enum ServerMsg {
         /// Every slot with a mid.
         slots: Vec<SlotMsg>,
     },
+    /// Send only the lowest `layers` simulcast layers of the track published on `mid` (the
+    /// client's own m-line): no one in the meeting wants more of it now. Sent when it changes;
+    /// a new media session starts with every layer on.
+    SendLayers {
+        /// The client's mid of the track.
+        mid: String,
+        /// How many of the lowest layers to send (at least 1).
+        layers: u8,
+    },
     /// The floor: who holds it, who asks, who is muted, whether the meeting is locked. Sent
     /// on joining and whenever it changes.
     Floor {

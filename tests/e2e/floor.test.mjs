@@ -1,12 +1,14 @@
 // The web client as a chair and three communes use it, in headless Chromium: everyone logs in
 // on the home page and enters a scheduled floor-mode meeting from its list of upcoming
-// meetings. One commune asks for the floor from its page; the chair sees the request in its
-// panel and grants it; every page then hears that commune and no other commune (inbound audio
-// in getStats, by the participant each audio slot carries); the chair takes the floor back and
-// the commune is heard no more. A commune shares a document (an image file, chosen through
-// the page) and the others decode it large. The chair ends the meeting and every page is back
-// home. Screenshots of the meeting, the chair's view and the home page go to
-// tests/e2e/screenshots/ (ignored by git).
+// meetings. While every page shows Xã An's camera small (gallery tiles), the SFU has An's page
+// stop its top simulcast layer (layer suspension): the encoding is turned off and sends no more.
+// An asks for the floor from its page; the chair sees the request in its panel and grants it;
+// every page then hears that commune and no other commune (inbound audio in getStats, by the
+// participant each audio slot carries) and shows it large: its top layer is sent again and
+// decoded bigger. The chair takes the floor back and the commune is heard no more. A commune
+// shares a document (an image file, chosen through the page) and the others decode it large.
+// The chair ends the meeting and every page is back home. Screenshots of the meeting, the
+// chair's view and the home page go to tests/e2e/screenshots/ (ignored by git).
 //
 //   npm run build && cargo build -p signaling --bin bridge && npm run test:e2e
 //
@@ -21,6 +23,7 @@ import { chromium } from 'playwright-core';
 import {
   BRIDGE_BIN,
   CHROMIUM_ARGS,
+  inboundStats,
   processGroup,
   REPO,
   sleep,
@@ -105,6 +108,42 @@ async function seenOver(page, ms) {
   await sleep(ms);
   const after = await videoByOwner(page);
   return Object.keys(after).map(Number).filter((id) => after[id] > (before[id] ?? 0)).sort((x, y) => x - y);
+}
+
+/**
+ * The camera `page` sends: each simulcast encoding's `active` flag as the page set it on its
+ * sender, lowest first (`flags`) and by rid (`active`), the bytes sent so far by rid
+ * (outbound-rtp), and how many layers the SFU last allowed (`allowed`; 3 until it said).
+ */
+function cameraSent(page) {
+  return page.evaluate(async () => {
+    const b = window.bridge;
+    // The camera's transceiver is the one with simulcast encodings (the presentation has one).
+    const camera = b.pc.getTransceivers().find((t) => t.sender.getParameters().encodings.some((e) => e.rid === 'f'));
+    const encodings = camera.sender.getParameters().encodings;
+    const bytes = {};
+    (await camera.sender.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.rid) bytes[s.rid] = s.bytesSent ?? 0;
+    });
+    return {
+      flags: encodings.map((e) => e.active !== false),
+      active: Object.fromEntries(encodings.map((e) => [e.rid, e.active !== false])),
+      bytes,
+      allowed: b.sendLayers.get(camera.mid) ?? encodings.length,
+    };
+  });
+}
+
+/** The largest frame height of `owner`'s video that `page` decodes now (0: none). */
+async function decodedHeight(page, owner) {
+  const heights = (await inboundStats(page)).filter((s) => s.kind === 'video' && s.owner === owner).map((s) => s.frameHeight);
+  return Math.max(0, ...heights);
+}
+
+/** The indexes of the pages among `pages` that show participant `id`'s tile large. */
+async function shownLarge(pages, id) {
+  const large = await Promise.all(pages.map((page) => page.locator(`.tile.main[data-participant-id="${id}"]`).count()));
+  return large.flatMap((n, i) => (n > 0 ? [i] : []));
 }
 
 /** Controls of the page that are visible and have no accessible name. */
@@ -273,6 +312,28 @@ test('a chair and three communes: floor, presentation and the end, through the p
       return heard.every((h) => h.length === 1 && h[0] === chairPid) ? heard : null;
     }, 0);
 
+    // Layer suspension. Until An holds the floor every page shows its camera in a small gallery
+    // tile (the communes' stages have the chair, the first speaker and so the dominant one; the
+    // chair's stage is empty): nobody wants An's top layer, so 5 s after the last page said so
+    // the SFU asks An's page to stop it. The encoding is turned off and its bytes stop growing;
+    // Bình's page decodes An small.
+    const suspended = await waitFor("An's top camera layer turned off", 15_000, async () => {
+      const now = await cameraSent(communes[0]);
+      if (now.active.f !== false) {
+        throw new Error(`still on: ${JSON.stringify(now)}; pages showing An large: ${await shownLarge(all, anPid)}`);
+      }
+      return now;
+    });
+    const stopped = await waitFor("no more bytes of An's top layer", 10_000, async () => {
+      const first = await cameraSent(communes[0]);
+      await sleep(2000);
+      const then = await cameraSent(communes[0]);
+      return then.active.f === false && then.bytes.f === first.bytes.f ? then : null;
+    }, 0);
+    const smallHeight = await waitFor("An's camera decoded on Bình's page", 10_000, () => decodedHeight(communes[1], anPid));
+    t.diagnostic(`An's camera suspended: sends ${JSON.stringify(suspended.active)} (${suspended.allowed} allowed), ` +
+      `top layer stuck at ${stopped.bytes.f ?? 0} bytes; Bình decodes it ${smallHeight} px high`);
+
     // Xã An asks for the floor from its page, with the keyboard alone; the chair grants it
     // from the queue.
     let tabs = 0;
@@ -301,6 +362,17 @@ test('a chair and three communes: floor, presentation and the end, through the p
       return heard.every((h, i) => JSON.stringify(h) === JSON.stringify(expected[i])) ? heard : null;
     }, 0);
     t.diagnostic(`heard with An holding the floor: ${JSON.stringify(heardWithFloor)}`);
+    // Now on every other page's stage, An's top layer is wanted at once: its page turns it back
+    // on, and Bình's page decodes An's camera bigger than in the gallery.
+    const resumed = await waitFor("An's top camera layer back on", 30_000, async () => {
+      const now = await cameraSent(communes[0]);
+      return now.active.f ? now : null;
+    });
+    const largeHeight = await waitFor("An's camera decoded larger on Bình's page", 30_000, async () => {
+      const h = await decodedHeight(communes[1], anPid);
+      return h > smallHeight ? h : null;
+    }, 500);
+    t.diagnostic(`An shown large: sends ${JSON.stringify(resumed.active)}; Bình decodes it ${largeHeight} px high`);
     const tile = communes[1].locator(`[data-participant-id="${anPid}"]`);
     assert.ok((await tile.getAttribute('class')).includes('main'), 'the floor holder is shown large');
     assert.ok((await tile.locator('.badge-floor').count()) === 1, 'and marked as holding the floor');
@@ -319,6 +391,12 @@ test('a chair and three communes: floor, presentation and the end, through the p
     await communes[0].getByRole('button', { name: 'Camera đang tắt' }).click();
     await waitFor("An's camera back on the chair's page", 20_000, async () =>
       (await seenOver(chair, 1500)).includes(anPid), 0);
+    // Back on, An's page sends exactly the layers the SFU allows now: turning the camera off and
+    // on does not turn suspended layers back on.
+    await waitFor("An's camera layers as the SFU allows", 5_000, async () => {
+      const now = await cameraSent(communes[0]);
+      return JSON.stringify(now.flags) === JSON.stringify(now.flags.map((_, i) => i < now.allowed)) ? now : null;
+    });
 
     // Xã Bình shares a document: a picture file chosen through its page. The others decode it.
     const document = await chair.screenshot({ type: 'png' });

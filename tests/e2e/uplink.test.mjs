@@ -102,6 +102,7 @@ test('a room agent behind a thin link lowers its bitrate to fit, and raises it a
       'T01,Tỉnh,province,,rt-t01',
       'H01,Huyện Một,district,T01,rt-h01',
       'X001,Xã Một,commune,H01,rt-x001',
+      'X002,Xã Hai,commune,H01,rt-x002',
     ].join('\n');
     const imported = await api('POST', '/api/sites/import', admin, csv, 'text/csv');
     assert.equal(imported.status, 200, imported.body);
@@ -113,6 +114,13 @@ test('a room agent behind a thin link lowers its bitrate to fit, and raises it a
       video: [`layers = [${LAYERS.map((l) => `{ height = ${l.height}, kbps = ${l.kbps} }`).join(', ')}]`],
     });
     const agent = group.launch('ip', ['netns', 'exec', link.ns, AGENT_BIN, '--config', config], 'agent', {
+      RUST_LOG: process.env.AGENT_LOG || 'info',
+    });
+    // A second room, on the open side, shows Xã Một full screen: someone wants its top layer
+    // (the SFU suspends layers nobody shows).
+    const siteTwo = (await api('GET', '/api/sites', admin)).json().find((s) => s.code === 'X002').id;
+    const viewerConfig = await agentConfig({ base, adminToken: admin, siteId: siteTwo, terminal: 'rt-x002', dir: tmp });
+    const viewer = group.launch(AGENT_BIN, ['--config', viewerConfig], 'viewer', {
       RUST_LOG: process.env.AGENT_LOG || 'info',
     });
 
@@ -175,6 +183,16 @@ test('a room agent behind a thin link lowers its bitrate to fit, and raises it a
       return h && h.sent > LINK_KBPS * 1.3 && h.target > LINK_KBPS * 1.3 ? h : null;
     }, 1000);
     assert.ok(open.sent > fitted.sent * 1.5, `open ${open.sent} kb/s vs narrowed ${fitted.sent} kb/s`);
+
+    // The viewer leaves: nobody shows Xã Một any more, so the SFU asks it for its lowest layer
+    // only (after its 5 s hold); the agent pauses the upper one, on the open link.
+    viewer.proc.kill('SIGTERM');
+    const suspended = await waitFor('the upper layer paused at the SFU\'s word', 40_000, async () => {
+      const r = await api('GET', `/api/sites/${site}/health`, admin);
+      const h = r.status === 200 ? r.json().report : null;
+      return h?.meeting === meeting && h.layers[1]?.paused && !h.layers[0]?.paused ? h.layers : null;
+    }, 1000);
+    t.diagnostic(`nobody shows it: layers ${JSON.stringify(suspended)}`);
     assert.equal(agent.exit, null, 'the agent kept running');
     failed = false;
   } finally {

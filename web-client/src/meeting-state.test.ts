@@ -4,6 +4,7 @@ import {
   IceWatch,
   MAX_RESTARTS,
   RESTART_EVERY_MS,
+  activeLayers,
   floorButton,
   galleryCapacity,
   joinable,
@@ -115,6 +116,38 @@ describe('gallery and view', () => {
       { participant: 2, height: 180 },
       { participant: 4, height: 720 },
     ]);
+  });
+});
+
+describe('layers sent (send_layers)', () => {
+  it('turns off the layers above those asked for, lowest first', () => {
+    expect(activeLayers([true, true, true], 2)).toEqual([true, true, false]);
+    expect(activeLayers([true, true, true], 1)).toEqual([true, false, false]);
+  });
+
+  it('turns layers back on when more are asked for', () => {
+    expect(activeLayers([true, false, false], 3)).toEqual([true, true, true]);
+    expect(activeLayers([true, false, false], 2)).toEqual([true, true, false]);
+    // More than the track has: all of them.
+    expect(activeLayers([true, false, false], 4)).toEqual([true, true, true]);
+  });
+
+  it('needs no change when the flags are already so', () => {
+    expect(activeLayers([true, true, false], 2)).toBeNull();
+    expect(activeLayers([true, true, true], 3)).toBeNull();
+  });
+
+  it('never turns off the lowest layer, nor a single-encoding track', () => {
+    expect(activeLayers([true, true, true], 0)).toEqual([true, false, false]);
+    expect(activeLayers([false, false, false], -1)).toEqual([true, false, false]);
+    expect(activeLayers([true], 1)).toBeNull();
+    expect(activeLayers([true], 0)).toBeNull();
+    expect(activeLayers([false], 1)).toEqual([true]);
+  });
+
+  it('takes a count that is not a whole number as the layers it covers, and nonsense as all', () => {
+    expect(activeLayers([true, true, true], 2.7)).toEqual([true, true, false]);
+    expect(activeLayers([true, false, false], NaN)).toEqual([true, true, true]);
   });
 });
 

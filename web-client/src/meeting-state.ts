@@ -1,7 +1,7 @@
 // The decisions of the meeting page, as pure functions of what the server said and what the
 // page measured: who is shown large, who fits in the gallery, what the SFU is asked to send,
-// how good the connection is, when to restart ICE, and what the chair's panel lists. No DOM,
-// no WebRTC: tested with Vitest.
+// which of its simulcast layers this page sends, how good the connection is, when to restart
+// ICE, and what the chair's panel lists. No DOM, no WebRTC: tested with Vitest.
 
 import type { FloorState, ParticipantInfo, RollCallEntry, ViewTile } from './protocol';
 
@@ -87,6 +87,20 @@ export function viewTiles(heights: Map<number, number>): ViewTile[] {
     .filter(([, h]) => Number.isFinite(h) && h > 0)
     .map(([participant, h]) => ({ participant, height: Math.round(h) }))
     .sort((a, b) => a.participant - b.participant);
+}
+
+// ---- what this client sends -----------------------------------------------------------------
+
+/**
+ * The `active` flags of a sender's encodings (lowest layer first, as `current` has them) when
+ * the SFU asks for only the lowest `layers` (`send_layers`); null when they already are so and
+ * nothing needs setting. The lowest layer is never turned off, whatever `layers` says: a
+ * single-encoding track (the presentation) always stays on.
+ */
+export function activeLayers(current: readonly boolean[], layers: number): boolean[] | null {
+  const keep = Number.isFinite(layers) ? Math.max(1, Math.floor(layers)) : current.length;
+  const next = current.map((_, i) => i < keep);
+  return next.every((on, i) => on === current[i]) ? null : next;
 }
 
 // ---- connection quality ------------------------------------------------------------------

@@ -131,6 +131,12 @@ export type ServerMsg =
   | { type: 'participant_left'; id: number }
   | { type: 'speakers'; dominant: number; recent: number[] }
   | { type: 'slots'; slots: SlotInfo[] }
+  /**
+   * Send only the lowest `layers` (at least 1) simulcast layers of the track this client
+   * publishes on its own m-line `mid`: nobody wants more of it now. Sent when it changes; a new
+   * session starts with every layer on.
+   */
+  | { type: 'send_layers'; mid: string; layers: number }
   | ({ type: 'floor' } & FloorState)
   | { type: 'roll_call'; sites: RollCallEntry[] }
   | { type: 'quality'; sites: SiteSample[]; alerts: Alert[] }

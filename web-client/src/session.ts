@@ -4,9 +4,11 @@
 // m-line for a presentation (a document or the screen), idle until it presents. The server
 // offers every later change (receive slots added, an ICE restart) and the client answers. Which participant each receive slot carries is
 // told by `slots` messages: the SFU switches participants onto a bounded set of m-lines.
+// The SFU also says how many of the camera's simulcast layers anyone wants (`send_layers`): the
+// layers above are turned off at the sender, and kept so over new tracks and renegotiations.
 // Signaling messages are handled strictly one at a time, in arrival order, on a promise chain.
 
-import { IceWatch, lossBetween, qualityLevel } from './meeting-state';
+import { IceWatch, activeLayers, lossBetween, qualityLevel } from './meeting-state';
 import type { QualityLevel } from './meeting-state';
 import { decode, encode } from './protocol';
 import type {
@@ -89,6 +91,8 @@ export interface BridgeDebug {
   readonly contentOwner: number | null;
   readonly linkQuality: QualityLevel;
   readonly iceRestarts: number;
+  /** What the SFU last asked: own mid → how many of its lowest simulcast layers to send. */
+  readonly sendLayers: Map<string, number>;
   restartIce(): void;
 }
 
@@ -121,6 +125,10 @@ export class Session implements BridgeDebug {
   linkQuality: QualityLevel = 'unknown';
   /** ICE restarts asked for in this session. */
   iceRestarts = 0;
+  /** Own mid → how many of its lowest layers the SFU wants sent (absent: all of them). */
+  readonly sendLayers = new Map<string, number>();
+  /** Layer changes, one at a time: Chrome refuses overlapping getParameters/setParameters. */
+  private layersChain: Promise<void> = Promise.resolve();
   private readonly iceWatch = new IceWatch();
   private readonly iceTimer: ReturnType<typeof setInterval>;
   private lastCounts = { received: 0, lost: 0 };
@@ -199,18 +207,22 @@ export class Session implements BridgeDebug {
     for (const track of this.local.getAudioTracks()) track.enabled = on;
   }
 
-  /** The camera on or off (off: nothing is sent). Also before the connection is made. */
+  /**
+   * The camera on or off (off: nothing is sent). Also before the connection is made. Off takes
+   * the track away and leaves the layers' `active` flags alone, so it wins over whatever the SFU
+   * allows, and on sends exactly the layers it allows.
+   */
   async setCamera(on: boolean): Promise<void> {
     this.cameraOn = on;
     const track = this.local.getVideoTracks()[0] ?? null;
-    await this.cameraSender?.replaceTrack(on ? track : null);
+    await this.sendTrack(this.cameraSender, on ? track : null);
   }
 
   /** Sends `track` instead of the current microphone or camera (another device). */
   async replaceDevice(track: MediaStreamTrack): Promise<void> {
     const sender = track.kind === 'audio' ? this.audioSender : this.cameraSender;
     if (track.kind === 'video' && !this.cameraOn) return;
-    await sender?.replaceTrack(track);
+    await this.sendTrack(sender, track);
   }
 
   /**
@@ -220,8 +232,52 @@ export class Session implements BridgeDebug {
   async present(track: MediaStreamTrack | null, tell = true): Promise<void> {
     if (!this.contentSender) throw new Error('not connected yet');
     if (track && 'contentHint' in track) track.contentHint = 'detail';
-    await this.contentSender.replaceTrack(track);
+    await this.sendTrack(this.contentSender, track);
     if (tell) this.send({ type: 'share', on: track !== null });
+  }
+
+  /**
+   * Sends `track` (null: nothing) on `sender`, then the layers the SFU allows on it again:
+   * browsers keep a sender's parameters over a new track, but this does not rely on it.
+   */
+  private async sendTrack(sender: RTCRtpSender | null, track: MediaStreamTrack | null): Promise<void> {
+    if (!sender) return;
+    await sender.replaceTrack(track);
+    const mid = this.pc?.getTransceivers().find((t) => t.sender === sender)?.mid;
+    if (mid) await this.applyLayers(mid);
+  }
+
+  /**
+   * Turns the encodings of the sender on own m-line `mid` on or off as the SFU last asked (the
+   * lowest always on). Queued behind earlier changes; a failure is logged, the meeting goes on.
+   */
+  private applyLayers(mid: string): Promise<void> {
+    const apply = async () => {
+      const layers = this.sendLayers.get(mid);
+      if (layers === undefined || this.ended) return;
+      const sender = this.pc?.getTransceivers().find((t) => t.mid === mid)?.sender;
+      if (!sender) {
+        console.warn('bridge: send_layers for an m-line this client does not send on', mid);
+        return;
+      }
+      const params = sender.getParameters();
+      const active = activeLayers(params.encodings.map((e) => e.active !== false), layers);
+      if (!active) return;
+      params.encodings.forEach((e, i) => (e.active = active[i] ?? true));
+      await sender.setParameters(params);
+    };
+    this.layersChain = this.layersChain.then(apply).catch((err: unknown) => {
+      console.error('bridge: could not change the layers sent on', mid, err);
+    });
+    return this.layersChain;
+  }
+
+  /**
+   * Applies the SFU's word on layers again after a negotiation: Chrome sets the flags from the
+   * answer's simulcast line when it applies one (all on here), whatever setParameters said.
+   */
+  private async reapplyLayers(): Promise<void> {
+    await Promise.all([...this.sendLayers.keys()].map((mid) => this.applyLayers(mid)));
   }
 
   /** Asks the server for new ICE credentials (also done by itself when the link breaks). */
@@ -319,6 +375,7 @@ export class Session implements BridgeDebug {
         await this.peer().setRemoteDescription({ type: 'answer', sdp: msg.sdp });
         this.published = true;
         if (this.view) this.send({ type: 'view', tiles: this.view });
+        await this.reapplyLayers();
         break;
       case 'offer': {
         const pc = this.peer();
@@ -326,6 +383,7 @@ export class Session implements BridgeDebug {
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
         this.send({ type: 'answer', sdp: answer.sdp ?? '' });
+        await this.reapplyLayers();
         break;
       }
       case 'participant_joined':
@@ -341,6 +399,10 @@ export class Session implements BridgeDebug {
         this.slots.clear();
         for (const slot of msg.slots) this.slots.set(slot.mid, slot);
         this.applySlots();
+        break;
+      case 'send_layers':
+        this.sendLayers.set(msg.mid, msg.layers);
+        await this.applyLayers(msg.mid);
         break;
       case 'floor':
         this.floor = {
@@ -482,6 +544,7 @@ export class Session implements BridgeDebug {
     this.trackOwner.clear();
     this.slots.clear();
     this.slotTracks.clear();
+    this.sendLayers.clear();
     this.playing.clear();
     this.shown.clear();
     this.contentShown = null;

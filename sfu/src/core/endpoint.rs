@@ -57,6 +57,8 @@ pub(crate) struct TrackIn {
     pub(crate) skipping: bool,
     /// The receivers that have this track on one of their slots: whom a packet goes to.
     pub(crate) receivers: Vec<EndpointId>,
+    /// Which simulcast layers the publisher is asked to send.
+    pub(crate) demand: LayerDemand,
 }
 
 /// A kind of media not heard from for this long no longer counts as arriving.
@@ -139,6 +141,7 @@ impl TrackIn {
             skip_epoch: 0,
             skipping: false,
             receivers: Vec::new(),
+            demand: LayerDemand::new(n as Layer),
         }
     }
 
@@ -181,6 +184,69 @@ impl TrackIn {
                 self.last_seen[i].is_some_and(|t| now.saturating_duration_since(t) < LAYER_STALE);
         }
         info
+    }
+}
+
+/// A layer no receiver has wanted for this long is suspended: the publisher stops sending it.
+pub(crate) const SUSPEND_AFTER: Duration = Duration::from_secs(5);
+
+/// Layer suspension for one simulcast track: the publisher sends only up to the highest layer
+/// some receiver wants (after the allocator's verdict), so a commune whose camera everyone
+/// shows as a small tile, or nobody shows, sends its lowest layer only. The lowest layer always
+/// flows: roll call sees the camera, and a tile shown small starts at once. A layer wanted
+/// again is asked for at once; one no longer wanted is stopped only after [`SUSPEND_AFTER`]
+/// (a gallery that reshuffles, or a speaker who comes and goes, does not flap the uplink).
+#[derive(Debug, Clone)]
+pub(crate) struct LayerDemand {
+    /// The highest layer the publisher is asked to send (its top layer until told otherwise).
+    sending: Layer,
+    /// Since when everyone has wanted less than `sending`.
+    lower_since: Option<Instant>,
+    /// The most any receiver wanted since `lower_since`.
+    lower_max: Layer,
+}
+
+impl LayerDemand {
+    fn new(count: Layer) -> Self {
+        Self {
+            sending: count.saturating_sub(1),
+            lower_since: None,
+            lower_max: 0,
+        }
+    }
+
+    /// How many of the lowest layers the publisher is asked to send.
+    pub(crate) fn count(&self) -> u8 {
+        self.sending + 1
+    }
+
+    /// Takes `wanted`, the highest layer any receiver wants now (0 when none shows the track).
+    /// Returns the new number of layers to send when the publisher must be told.
+    pub(crate) fn update(&mut self, now: Instant, wanted: Layer) -> Option<u8> {
+        if wanted >= self.sending {
+            self.lower_since = None;
+            if wanted == self.sending {
+                return None;
+            }
+            self.sending = wanted;
+            return Some(self.count());
+        }
+        let since = match self.lower_since {
+            Some(since) => {
+                self.lower_max = self.lower_max.max(wanted);
+                since
+            }
+            None => {
+                self.lower_max = wanted;
+                *self.lower_since.insert(now)
+            }
+        };
+        if now.saturating_duration_since(since) < SUSPEND_AFTER {
+            return None;
+        }
+        self.sending = self.lower_max;
+        self.lower_since = None;
+        Some(self.count())
     }
 }
 
@@ -664,6 +730,33 @@ mod tests {
 
     fn source(id: u64) -> SourceTrack {
         (EndpointId(id), Mid::from("1"))
+    }
+
+    #[test]
+    fn layers_wanted_again_resume_at_once_and_unwanted_ones_stop_after_a_hold() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut d = LayerDemand::new(3);
+        assert_eq!(d.count(), 3, "all layers until someone says otherwise");
+        // Nobody wants more than the lowest: nothing changes within the hold...
+        assert_eq!(d.update(at(0), 0), None);
+        assert_eq!(d.update(at(4_999), 0), None);
+        // ...and a brief want of the middle layer during it is remembered.
+        assert_eq!(d.update(at(2_000), 1), None);
+        assert_eq!(d.update(at(5_000), 0), Some(2));
+        // The middle layer goes after another hold of no one wanting it.
+        assert_eq!(d.update(at(6_000), 0), None);
+        assert_eq!(d.update(at(10_999), 0), None);
+        assert_eq!(d.update(at(11_000), 0), Some(1));
+        assert_eq!(d.update(at(12_000), 0), None);
+        // Someone shows the track large: the top layer is asked for at once.
+        assert_eq!(d.update(at(12_001), 2), Some(3));
+        // A want equal to what is sent ends a pending lowering.
+        assert_eq!(d.update(at(13_000), 1), None);
+        assert_eq!(d.update(at(17_000), 2), None);
+        assert_eq!(d.update(at(21_000), 1), None);
+        assert_eq!(d.update(at(25_999), 1), None);
+        assert_eq!(d.update(at(26_000), 1), Some(2));
     }
 
     /// Which source each video slot carries, in slot order.

@@ -293,6 +293,8 @@ impl SfuCore {
         let receivers = std::mem::take(&mut track_in.receivers);
         // Layers some receiver waits for a keyframe of (a bit set: at most MAX_LAYERS).
         let mut keyframes_wanted = 0u8;
+        // The highest layer any receiver wants, as its allocation allows (layer suspension).
+        let mut most_wanted: Layer = 0;
         for receiver_id in &receivers {
             let Some(receiver) = self.endpoints.get_mut(receiver_id) else {
                 continue;
@@ -307,6 +309,9 @@ impl SfuCore {
             } else {
                 None
             };
+            if let Some(allowed) = wanted.and_then(|w| receiver.slots[index].budget.limit(w)) {
+                most_wanted = most_wanted.max(allowed);
+            }
             let Some(pt) = receiver.slots[index]
                 .pt_map
                 .iter()
@@ -389,6 +394,18 @@ impl SfuCore {
         }
         if let Some(track) = self.track_in_mut((source, mid)) {
             track.receivers = receivers;
+            if is_video
+                && track.rids.len() > 1
+                && let Some(layers) = track.demand.update(now, most_wanted)
+            {
+                tracing::debug!(publisher = %source, %mid, layers, "layers asked of the publisher");
+                self.outputs
+                    .push_back(CoreOutput::Event(SfuEvent::SendLayers {
+                        endpoint: source,
+                        mid: mid.to_string(),
+                        layers,
+                    }));
+            }
         }
         for l in 0..MAX_LAYERS as Layer {
             if keyframes_wanted & (1 << l) != 0 {

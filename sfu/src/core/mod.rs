@@ -162,6 +162,17 @@ pub enum SfuEvent {
         /// How many video layers arrive (0: no video; 2 or 3 for simulcast).
         video_layers: u8,
     },
+    /// Tell the publisher to send only the lowest `layers` simulcast layers of its track on
+    /// `mid` (its own m-line): no receiver wants more now. Sent when it changes; a new endpoint
+    /// sends all its layers until told otherwise. The lowest layer is never suspended.
+    SendLayers {
+        /// The publisher.
+        endpoint: EndpointId,
+        /// The publisher's mid for the track.
+        mid: String,
+        /// How many of the lowest layers to send (at least 1).
+        layers: u8,
+    },
     /// The endpoint was removed by the core itself.
     Gone {
         /// Who is gone.

@@ -103,6 +103,9 @@ pub struct Client {
     keyframe_wanted: [bool; 3],
     /// Layers this client stops sending (as a browser does when its uplink shrinks).
     pub muted_layers: [bool; 3],
+    /// How many of its lowest layers the SFU last asked it to send (`SendLayers`); it
+    /// honours that, as the web client and room agents do.
+    pub asked_layers: usize,
     /// A bottleneck on the link towards this client: bits per second, and when its queue
     /// empties.
     downlink: Option<(u64, Instant)>,
@@ -170,7 +173,7 @@ impl Client {
             return;
         };
         for (layer, rid) in RIDS.iter().enumerate().take(self.layers) {
-            if self.muted_layers[layer] {
+            if self.muted_layers[layer] || layer >= self.asked_layers {
                 continue;
             }
             let periodic = self.frames % 100 == 1;
@@ -428,6 +431,7 @@ impl Sim {
             frames: 0,
             keyframe_wanted: [false; 3],
             muted_layers: [false; 3],
+            asked_layers: 3,
             downlink: None,
         });
         self.by_addr.insert(addr, index);
@@ -599,7 +603,26 @@ impl Sim {
                     CoreOutput::Event(SfuEvent::Offer { endpoint, sdp }) => {
                         self.offers.push_back((endpoint, sdp));
                     }
-                    CoreOutput::Event(e) => self.events.push((self.now, e)),
+                    CoreOutput::Event(e) => {
+                        if let SfuEvent::SendLayers {
+                            endpoint, layers, ..
+                        } = &e
+                            && let Some(c) = self.clients.iter_mut().find(|c| c.id == *endpoint)
+                        {
+                            // A layer turned back on starts with a keyframe, as in a browser.
+                            let layers = usize::from(*layers);
+                            for wanted in c
+                                .keyframe_wanted
+                                .iter_mut()
+                                .take(layers)
+                                .skip(c.asked_layers)
+                            {
+                                *wanted = true;
+                            }
+                            c.asked_layers = layers;
+                        }
+                        self.events.push((self.now, e));
+                    }
                 }
             }
             let Some((endpoint, sdp)) = self.offers.pop_front() else {
