@@ -405,6 +405,8 @@ async fn measure(
         "generator_send_errors": run.send_errors.load(Ordering::Relaxed),
         "bridge_errors": eps.bridge_sessions.iter().map(|s| s.errors.load(Ordering::Relaxed)).sum::<u64>(),
         "machine": sys::machine(),
+        "sfu_cpus": sys::cpus_allowed(pid),
+        "generator_cpus": sys::cpus_allowed(own),
     });
 
     for s in &eps.bridge_sessions {

@@ -26,6 +26,15 @@ pub fn cpu_ticks(pid: u32) -> Result<u64> {
     Ok(get(14)? + get(15)?)
 }
 
+/// The CPUs a process may run on (`Cpus_allowed_list`, e.g. `0-1`), to tell a run with the
+/// SFU and the generator pinned to separate cores from one where they share them.
+pub fn cpus_allowed(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+}
+
 /// Resident memory of a process (VmRSS), in bytes.
 pub fn rss_bytes(pid: u32) -> Result<u64> {
     let path = format!("/proc/{pid}/status");

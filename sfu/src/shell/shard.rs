@@ -20,20 +20,6 @@ use crate::{EndpointId, MeetingId};
 /// Messages handled in one turn before outputs are flushed.
 const BATCH: usize = 64;
 
-/// Timers are met up to this late: the shard wakes at the end of the slice a deadline falls in,
-/// so that the receivers whose paced packets fall due within one slice are served in one pass
-/// and their datagrams leave together (one `sendmmsg`), instead of a wake-up per packet.
-const TIMER_SLICE: Duration = Duration::from_millis(1);
-
-/// `t` rounded up to the next multiple of [`TIMER_SLICE`] after `epoch`.
-fn end_of_slice(epoch: Instant, t: Instant) -> Instant {
-    let since = t.saturating_duration_since(epoch).as_nanos();
-    let slice = TIMER_SLICE.as_nanos();
-    let slices = since.div_ceil(slice);
-    let nanos = u64::try_from(slices * slice).unwrap_or(u64::MAX);
-    epoch + Duration::from_nanos(nanos)
-}
-
 /// What the front sends a shard.
 pub(crate) enum ShardMsg {
     /// A datagram for a room.
@@ -85,7 +71,11 @@ impl Shard {
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ShardMsg>) {
-        let epoch = Instant::now();
+        // Timers are met when they fall due, not gathered into slices: waking at the end of
+        // 1 ms slices (tried: the receivers' paced packets then left together) cut CPU per
+        // packet by 8 %, but sent all receivers' packets in synchronised bursts, and with
+        // transport-cc feedback their estimates sank and the allocator paused video: less than
+        // half the packets arrived (BENCHMARKS.md).
         loop {
             self.flush().await;
             let deadline = self
@@ -93,7 +83,6 @@ impl Shard {
                 .values()
                 .filter_map(SfuCore::poll_timeout)
                 .min()
-                .map(|t| end_of_slice(epoch, t))
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
                 msg = rx.recv() => {
@@ -346,28 +335,5 @@ impl Shard {
             }
         }
         self.socket.send_all(&mut datagrams).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deadlines_round_up_to_the_end_of_their_slice() {
-        let epoch = Instant::now();
-        let ms = Duration::from_millis;
-        assert_eq!(end_of_slice(epoch, epoch), epoch);
-        assert_eq!(end_of_slice(epoch, epoch + ms(1)), epoch + ms(1));
-        assert_eq!(
-            end_of_slice(epoch, epoch + Duration::from_micros(1_001)),
-            epoch + ms(2)
-        );
-        assert_eq!(
-            end_of_slice(epoch, epoch + Duration::from_micros(1)),
-            epoch + ms(1)
-        );
-        // A deadline already past (before the epoch) is due at once.
-        assert_eq!(end_of_slice(epoch + ms(5), epoch), epoch + ms(5));
     }
 }
