@@ -70,7 +70,7 @@ pub fn clock_ticks_per_second() -> Result<u64> {
     Ok(ticks)
 }
 
-/// The machine, as the report states it: CPU model from `/proc/cpuinfo`, `nproc`, memory.
+/// The machine, as the report states it: CPU model from `/proc/cpuinfo`, `nproc --all`, memory.
 pub fn machine() -> serde_json::Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -78,12 +78,17 @@ pub fn machine() -> serde_json::Value {
         .find_map(|l| l.strip_prefix("model name"))
         .map(|r| r.trim_start_matches([' ', '\t', ':']).trim().to_string())
         .unwrap_or_else(|| "unknown".into());
-    let nproc = Command::new("nproc").output().ok().and_then(|o| {
-        String::from_utf8_lossy(&o.stdout)
-            .trim()
-            .parse::<u32>()
-            .ok()
-    });
+    // `--all`: the machine's processors, not only those this process may use (taskset).
+    let nproc = Command::new("nproc")
+        .arg("--all")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u32>()
+                .ok()
+        });
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let mem_kib = meminfo
         .lines()

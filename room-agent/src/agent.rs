@@ -111,6 +111,8 @@ struct Agent {
     camera_error: Option<String>,
     /// The uplink's bandwidth estimate and the encoder targets per layer, bits per second.
     uplink: Option<(u64, Vec<Option<u32>>)>,
+    /// How many of its lowest layers the SFU last asked for (`send_layers`), in this call.
+    asked_layers: Option<u8>,
     /// Counters at the last health report, to turn them into rates.
     last_health: Option<Counters>,
 }
@@ -163,6 +165,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         muted: false,
         link: (None, None),
         uplink: None,
+        asked_layers: None,
         camera_seen: None,
         capturing_camera: false,
         camera_error: None,
@@ -403,6 +406,7 @@ impl Agent {
         self.dominant = None;
         self.shown = None;
         self.uplink = None;
+        self.asked_layers = None;
     }
 
     async fn message(&mut self, text: &str) {
@@ -472,6 +476,7 @@ impl Agent {
                     return;
                 };
                 tracing::info!(mid, layers, "the SFU asks for the lowest layers only");
+                self.asked_layers = Some(layers);
                 let _ = commands
                     .send(CallCmd::SendLayers(mid.to_string(), layers))
                     .await;
@@ -567,6 +572,7 @@ impl Agent {
                             "kbps": (b.saturating_sub(*b0) * 8) as f32 / secs / 1000.0,
                             "target_kbps": target.map(|bps| bps.unwrap_or(0) as f32 / 1000.0),
                             "paused": self.sender.as_ref().is_some_and(|s| s.is_paused(i)),
+                            "suspended": self.asked_layers.is_some_and(|n| i >= usize::from(n)),
                             "fps": f.saturating_sub(*f0) as f32 / secs,
                         })
                     })

@@ -306,7 +306,7 @@ impl Sender {
         }
     }
 
-    /// Whether layer `layer` is paused (the link cannot carry it).
+    /// Whether layer `layer` is paused (the link cannot carry it, or the SFU suspended it).
     pub fn is_paused(&self, layer: usize) -> bool {
         self.gates
             .get(layer)

@@ -164,9 +164,14 @@ pub struct LayerStats {
     /// The bitrate the encoder is asked for now, kilobits per second.
     #[serde(default)]
     pub target_kbps: Option<f32>,
-    /// Paused: the link cannot carry it (the layers below it still go).
+    /// Paused: not sent, because the link cannot carry it or because it is suspended (the
+    /// layers below it still go).
     #[serde(default)]
     pub paused: bool,
+    /// Suspended: nobody in the meeting shows it this large, so the SFU asked the terminal
+    /// not to send it (`send_layers`); it resumes when someone does.
+    #[serde(default)]
+    pub suspended: bool,
     /// Frames per second.
     pub fps: f32,
 }
@@ -721,6 +726,16 @@ mod tests {
         assert_eq!(v["v"], 1);
         assert_eq!(v["type"], "participant_left");
         assert_eq!(v["id"], 4);
+        let json = ServerMsg::SendLayers {
+            mid: "1".into(),
+            layers: 2,
+        }
+        .to_json();
+        let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        assert_eq!(
+            v,
+            serde_json::json!({"v": 1, "type": "send_layers", "mid": "1", "layers": 2})
+        );
     }
 
     #[test]

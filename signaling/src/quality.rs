@@ -712,6 +712,7 @@ mod tests {
                 kbps: 150.5,
                 target_kbps: Some(160.0),
                 paused: false,
+                suspended: false,
                 fps: 15.0,
             }],
             loss: Some(0.02),

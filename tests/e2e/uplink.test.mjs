@@ -190,7 +190,7 @@ test('a room agent behind a thin link lowers its bitrate to fit, and raises it a
     const suspended = await waitFor('the upper layer paused at the SFU\'s word', 40_000, async () => {
       const r = await api('GET', `/api/sites/${site}/health`, admin);
       const h = r.status === 200 ? r.json().report : null;
-      return h?.meeting === meeting && h.layers[1]?.paused && !h.layers[0]?.paused ? h.layers : null;
+      return h?.meeting === meeting && h.layers[1]?.paused && h.layers[1]?.suspended && !h.layers[0]?.suspended ? h.layers : null;
     }, 1000);
     t.diagnostic(`nobody shows it: layers ${JSON.stringify(suspended)}`);
     assert.equal(agent.exit, null, 'the agent kept running');

@@ -176,9 +176,12 @@ impl TrackIn {
         let count = usize::from(info.count);
         for i in 0..count {
             info.heights[i] = self.heights[i];
+            // A layer that stopped (suspended, or dropped by the publisher) costs what it
+            // did when it last flowed; one never measured, a typical rate for its place.
             info.rates[i] = self.rates[i]
                 .bps(now)
                 .filter(|bps| *bps > 0)
+                .or_else(|| self.rates[i].settled())
                 .unwrap_or_else(|| default_layer_bps(count, i));
             info.arriving[i] =
                 self.last_seen[i].is_some_and(|t| now.saturating_duration_since(t) < LAYER_STALE);

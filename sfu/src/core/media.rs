@@ -309,7 +309,12 @@ impl SfuCore {
             } else {
                 None
             };
-            if let Some(allowed) = wanted.and_then(|w| receiver.slots[index].budget.limit(w)) {
+            // A slot not negotiated yet wants nothing: its allocation is not planned, and the
+            // receiver may not have said what it shows. Once open, its next packet counts.
+            let slot = &receiver.slots[index];
+            if slot.open_mid().is_some()
+                && let Some(allowed) = wanted.and_then(|w| slot.budget.limit(w))
+            {
                 most_wanted = most_wanted.max(allowed);
             }
             let Some(pt) = receiver.slots[index]

@@ -19,6 +19,9 @@ pub(crate) struct RateMeter {
     current: usize,
     /// Completed buckets so far, up to `BUCKETS - 1` (the window grows to its full length).
     completed: usize,
+    /// The rate over the last full window that had data: what the stream costs when it flows
+    /// again after a pause (a suspended simulcast layer is priced by it, not by a guess).
+    settled: Option<u64>,
 }
 
 impl RateMeter {
@@ -26,6 +29,12 @@ impl RateMeter {
     pub(crate) fn record(&mut self, now: Instant, bytes: usize) {
         self.roll(now);
         self.bytes[self.current] += bytes as u64;
+    }
+
+    /// The rate the stream had over its last full window with data, kept while it is stopped;
+    /// `None` until it has flowed for a whole window.
+    pub(crate) fn settled(&self) -> Option<u64> {
+        self.settled
     }
 
     /// Bits per second over the window (up to three seconds); `None` before any data.
@@ -57,9 +66,21 @@ impl RateMeter {
             steps += 1;
             if steps > BUCKETS {
                 // Silent for longer than the window: start afresh.
-                *self = Self::default();
+                *self = Self {
+                    settled: self.settled,
+                    ..Self::default()
+                };
                 self.bucket_start = Some(now);
                 return;
+            }
+            if steps == 1 && self.completed == BUCKETS - 1 && self.bytes[self.current] > 0 {
+                // The window is full and its last bucket, which had data, just ended: remember
+                // its rate (not on later steps over a silence, which would only dilute it).
+                let total: u64 = self.bytes.iter().sum();
+                if total > 0 {
+                    let window = BUCKET * BUCKETS as u32;
+                    self.settled = Some((total as f64 * 8.0 / window.as_secs_f64()) as u64);
+                }
             }
             self.current = (self.current + 1) % BUCKETS;
             self.bytes[self.current] = 0;
@@ -109,5 +130,24 @@ mod tests {
         m.record(t0, 1000);
         assert_eq!(m.bps(t0 + Duration::from_secs(3)), Some(0));
         assert_eq!(RateMeter::default().bps(t0), None);
+    }
+
+    #[test]
+    fn a_stopped_stream_keeps_the_rate_it_had_for_when_it_resumes() {
+        let t0 = Instant::now();
+        let mut m = RateMeter::default();
+        // Less than a full window: nothing settled yet.
+        for i in 0..250 {
+            m.record(t0 + Duration::from_millis(10 * i), 1250);
+        }
+        assert_eq!(m.settled(), None);
+        // 4 s of 1 Mb/s, then silence, then one packet 10 s later.
+        for i in 250..400 {
+            m.record(t0 + Duration::from_millis(10 * i), 1250);
+        }
+        let settled = m.settled().expect("a full window flowed");
+        assert!((900_000..=1_100_000).contains(&settled), "{settled}");
+        m.record(t0 + Duration::from_secs(14), 100);
+        assert_eq!(m.settled(), Some(settled));
     }
 }

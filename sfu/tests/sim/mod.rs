@@ -106,6 +106,10 @@ pub struct Client {
     /// How many of its lowest layers the SFU last asked it to send (`SendLayers`); it
     /// honours that, as the web client and room agents do.
     pub asked_layers: usize,
+    /// Keeps the SFU's offers unanswered (a client slow to negotiate) until released with
+    /// [`Sim::release_offers`].
+    pub hold_offers: bool,
+    held_offers: Vec<String>,
     /// A bottleneck on the link towards this client: bits per second, and when its queue
     /// empties.
     downlink: Option<(u64, Instant)>,
@@ -256,6 +260,9 @@ pub struct Sim {
     pub sfu_addr: SocketAddr,
     pub clients: Vec<Client>,
     pub events: Vec<(Instant, SfuEvent)>,
+    /// Clients that join while this is set hold the SFU's offers back (see
+    /// [`Client::hold_offers`]).
+    pub hold_new_offers: bool,
     /// Every datagram that left an SFU or client, with its send time (for assertions).
     pub wire: Vec<(Instant, Datagram)>,
     pub drop_rule: Option<DropRule>,
@@ -315,6 +322,7 @@ impl Sim {
             sfu_addr,
             clients: Vec::new(),
             events: Vec::new(),
+            hold_new_offers: false,
             wire: Vec::new(),
             drop_rule: None,
             dropped: 0,
@@ -432,6 +440,8 @@ impl Sim {
             keyframe_wanted: [false; 3],
             muted_layers: [false; 3],
             asked_layers: 3,
+            hold_offers: self.hold_new_offers,
+            held_offers: Vec::new(),
             downlink: None,
         });
         self.by_addr.insert(addr, index);
@@ -638,6 +648,10 @@ impl Sim {
             let Some(i) = self.clients.iter().position(|c| c.id == endpoint) else {
                 continue;
             };
+            if self.clients[i].hold_offers {
+                self.clients[i].held_offers.push(sdp);
+                continue;
+            }
             let offer = SdpOffer::from_sdp_string(&sdp).expect("the SFU's offer parses");
             let answer = self.clients[i]
                 .rtc
@@ -708,6 +722,16 @@ impl Sim {
                 Output::Event(_) => {}
             }
         }
+    }
+
+    /// Client `i` answers the offers it held back, and answers at once from now on.
+    pub fn release_offers(&mut self, i: usize) {
+        self.clients[i].hold_offers = false;
+        let endpoint = self.clients[i].id;
+        for sdp in std::mem::take(&mut self.clients[i].held_offers) {
+            self.offers.push_back((endpoint, sdp));
+        }
+        self.drain_core();
     }
 
     /// Time since the simulation started.
