@@ -476,7 +476,8 @@ impl Agent {
                     return;
                 };
                 tracing::info!(mid, layers, "the SFU asks for the lowest layers only");
-                self.asked_layers = Some(layers);
+                // The lowest layer is never suspended, whatever the message says.
+                self.asked_layers = Some(layers.max(1));
                 let _ = commands
                     .send(CallCmd::SendLayers(mid.to_string(), layers))
                     .await;

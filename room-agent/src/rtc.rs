@@ -336,13 +336,7 @@ impl Call {
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 let estimate = estimate.as_u64();
-                let rates = share_asked(
-                    &self.layers,
-                    self.asked,
-                    estimate,
-                    self.max_bps,
-                    &self.bitrates,
-                );
+                let rates = self.rates_for(estimate);
                 let moved = |new: u64, old: u64| new.abs_diff(old) * 10 > old;
                 let changed = rates.iter().zip(&self.bitrates).any(|(n, o)| match (n, o) {
                     (Some(n), Some(o)) => moved(u64::from(*n), u64::from(*o)),
@@ -391,13 +385,7 @@ impl Call {
             return;
         }
         self.asked = usize::from(layers).clamp(1, self.layers.len().max(1));
-        let rates = share_asked(
-            &self.layers,
-            self.asked,
-            self.estimate,
-            self.max_bps,
-            &self.bitrates,
-        );
+        let rates = self.rates_for(self.estimate);
         // The estimator is told anew what the layers want.
         self.wanted_at = None;
         if rates != self.bitrates {
@@ -407,6 +395,17 @@ impl Call {
                 rates,
             });
         }
+    }
+
+    /// The encoders' targets for `estimate`: the layers the SFU asks for, within the ceiling.
+    fn rates_for(&self, estimate: u64) -> Vec<Option<u32>> {
+        share_asked(
+            &self.layers,
+            self.asked,
+            estimate,
+            self.max_bps,
+            &self.bitrates,
+        )
     }
 
     /// Sets the ceiling on the video bitrate (technicians' command).

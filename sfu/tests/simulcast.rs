@@ -214,18 +214,24 @@ fn layer_requests(sim: &Sim, publisher: usize) -> Vec<(u64, u8)> {
         .collect()
 }
 
-#[test]
-fn layers_nobody_wants_are_suspended_after_a_hold_and_resumed_at_once() {
+/// A publisher `a` of three layers and two receivers that show it as a small tile.
+fn shown_small() -> (Sim, usize, [usize; 2]) {
     let mut sim = Sim::new();
     let a = sim.join_with_layers(1, 3);
-    let b = sim.join(1);
-    let c = sim.join(1);
+    let receivers = [sim.join(1), sim.join(1)];
     let a_id = sim.clients[a].id;
-    for r in [b, c] {
+    for r in receivers {
         sim.core
             .set_view(sim.now, sim.clients[r].id, &[(a_id, 180)])
             .expect("view");
     }
+    (sim, a, receivers)
+}
+
+#[test]
+fn layers_nobody_wants_are_suspended_after_a_hold_and_resumed_at_once() {
+    let (mut sim, a, [b, c]) = shown_small();
+    let a_id = sim.clients[a].id;
     sim.run_for(4 * SECOND);
     assert_eq!(
         layer_requests(&sim, a),
@@ -303,16 +309,8 @@ fn a_suspended_layer_is_priced_at_what_it_cost_so_a_receiver_that_can_afford_it_
     // The sim's layers cost about 120, 240 and 360 kb/s: far below the typical rates assumed
     // for layers never measured (150 k, 500 k, 1.5 M). A receiver behind 800 kb/s can afford
     // the real top layer, not the assumed one.
-    let mut sim = Sim::new();
-    let a = sim.join_with_layers(1, 3);
-    let b = sim.join(1);
-    let c = sim.join(1);
+    let (mut sim, a, [b, c]) = shown_small();
     let a_id = sim.clients[a].id;
-    for r in [b, c] {
-        sim.core
-            .set_view(sim.now, sim.clients[r].id, &[(a_id, 180)])
-            .expect("view");
-    }
     sim.cap_downlink(c, 800_000);
     sim.run_for(12 * SECOND);
     assert_eq!(sim.clients[a].asked_layers, 1, "shown small: suspended");

@@ -77,10 +77,8 @@ impl RateMeter {
                 // The window is full and its last bucket, which had data, just ended: remember
                 // its rate (not on later steps over a silence, which would only dilute it).
                 let total: u64 = self.bytes.iter().sum();
-                if total > 0 {
-                    let window = BUCKET * BUCKETS as u32;
-                    self.settled = Some((total as f64 * 8.0 / window.as_secs_f64()) as u64);
-                }
+                let window = BUCKET * BUCKETS as u32;
+                self.settled = Some((total as f64 * 8.0 / window.as_secs_f64()) as u64);
             }
             self.current = (self.current + 1) % BUCKETS;
             self.bytes[self.current] = 0;

@@ -124,6 +124,20 @@ impl Client {
             .expect("the codec was enabled")
     }
 
+    /// The SFU asks for the lowest `layers` only. A layer turned back on starts with a
+    /// keyframe, as in a browser.
+    fn ask_layers(&mut self, layers: usize) {
+        for wanted in self
+            .keyframe_wanted
+            .iter_mut()
+            .take(layers)
+            .skip(self.asked_layers)
+        {
+            *wanted = true;
+        }
+        self.asked_layers = layers;
+    }
+
     /// The RTX payload type this client uses for VP8.
     pub fn vp8_rtx_pt(&self) -> Option<u8> {
         self.rtc
@@ -619,17 +633,7 @@ impl Sim {
                         } = &e
                             && let Some(c) = self.clients.iter_mut().find(|c| c.id == *endpoint)
                         {
-                            // A layer turned back on starts with a keyframe, as in a browser.
-                            let layers = usize::from(*layers);
-                            for wanted in c
-                                .keyframe_wanted
-                                .iter_mut()
-                                .take(layers)
-                                .skip(c.asked_layers)
-                            {
-                                *wanted = true;
-                            }
-                            c.asked_layers = layers;
+                            c.ask_layers(usize::from(*layers));
                         }
                         self.events.push((self.now, e));
                     }
