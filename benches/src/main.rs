@@ -26,7 +26,8 @@ pub enum Scenario {
     /// 1 publisher (VP8 1 Mb/s, no simulcast) to N subscribers; Janus can carry it too.
     Matched,
     /// Floor mode: chair and floor holder publish simulcast video and audio to all others
-    /// (who also publish); the chair shows a gallery.
+    /// (who also publish their cameras, and the silence of the room they listen in); the
+    /// chair shows a gallery.
     Broadcast,
     /// 30 active publishers, last-N 9, loudest-3 audio, every endpoint receives.
     Working,

@@ -107,6 +107,9 @@ pub struct Publish {
     pub level_offset_db: u8,
     /// Where in the clips this endpoint starts (spreads keyframes across publishers).
     pub start_frame: usize,
+    /// A room that listens: its microphone hears only the room, so it sends the clip's
+    /// silences (as most of a broadcast's 211 rooms do while the chair speaks).
+    pub listening: bool,
 }
 
 /// One generator endpoint: a peer connection and what it received.
@@ -129,6 +132,9 @@ pub struct Peer {
     /// How many of its lowest simulcast layers the SFU asked this endpoint to send
     /// (`send_layers`); honoured as a browser does. Starts with all.
     pub asked_layers: Arc<AtomicU8>,
+    /// The remote side asked for Opus DTX (`usedtx=1`): silence is sent as a browser sends
+    /// it then (see [`dtx_sends`]).
+    dtx: AtomicBool,
 }
 
 struct Handler {
@@ -204,6 +210,30 @@ async fn receive(
             _ => {}
         }
     }
+}
+
+/// Whether an SDP asks for Opus DTX: `usedtx=1` in the fmtp line of its Opus payload type.
+pub fn asks_for_opus_dtx(sdp: &str) -> bool {
+    let lines = || sdp.lines().map(str::trim);
+    let opus_pts: Vec<&str> = lines()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, codec)| codec.to_ascii_lowercase().starts_with("opus/"))
+        .map(|(pt, _)| pt)
+        .collect();
+    lines()
+        .filter_map(|l| l.strip_prefix("a=fmtp:"))
+        .filter_map(|l| l.split_once(' '))
+        .any(|(pt, params)| {
+            opus_pts.contains(&pt) && params.split(';').any(|p| p.trim() == "usedtx=1")
+        })
+}
+
+/// With DTX, whether the `run`-th consecutive silent 20 ms frame (from 0) is sent. libopus
+/// sends the first frame of a silence and then one every 400 ms (the comfort-noise update);
+/// libwebrtc does not transmit the frames between.
+pub fn dtx_sends(run: u32) -> bool {
+    run.is_multiple_of(20)
 }
 
 /// The extmap id of `uri` in an SDP, if present.
@@ -289,6 +319,7 @@ impl Peer {
             ssrcs: Vec::new(),
             audio_ssrc: 0,
             asked_layers: Arc::new(AtomicU8::new(u8::MAX)),
+            dtx: AtomicBool::new(false),
         };
         if let Some(_audio) = &publish.audio {
             let ssrc = random_ssrc();
@@ -398,6 +429,10 @@ impl Peer {
         if let Some(id) = extmap_id(&desc.sdp, ext::ABS_CAPTURE_TIME) {
             self.abs_id.store(id, Ordering::Relaxed);
         }
+        // LOADGEN_NO_DTX=1: send every silent frame, as a client without DTX would.
+        if std::env::var_os("LOADGEN_NO_DTX").is_none() && asks_for_opus_dtx(&desc.sdp) {
+            self.dtx.store(true, Ordering::Relaxed);
+        }
         self.pc.set_remote_description(desc).await?;
         Ok(())
     }
@@ -471,6 +506,13 @@ impl Peer {
                 ts0: random_ssrc(),
                 offset_db: self.publish.level_offset_db,
                 was_voice: false,
+                dtx: self.dtx.load(Ordering::Relaxed),
+                silent_run: 0,
+                silences: self
+                    .publish
+                    .listening
+                    .then(|| silent_packets(clip))
+                    .filter(|s| !s.is_empty()),
             }),
             _ => None,
         };
@@ -623,6 +665,19 @@ struct AudioOut {
     ts0: u32,
     offset_db: u8,
     was_voice: bool,
+    /// Silence is sent as DTX (see [`dtx_sends`]).
+    dtx: bool,
+    /// Consecutive silent frames so far.
+    silent_run: u32,
+    /// A listening room's packets: the indexes of the clip's silent packets.
+    silences: Option<Vec<usize>>,
+}
+
+/// The indexes of the clip's packets that carry no voice.
+fn silent_packets(clip: &AudioClip) -> Vec<usize> {
+    (0..clip.packets.len())
+        .filter(|i| !clip.packets[*i].voice)
+        .collect()
 }
 
 async fn publish_loop(
@@ -685,7 +740,20 @@ async fn send_video_frame(v: &mut VideoOut, index: usize, n: u32, run: &Run) {
 }
 
 async fn send_audio_packet(a: &mut AudioOut, index: usize, n: u32, run: &Run) {
-    let p = &a.clip.packets[index % a.clip.packets.len()];
+    let index = match &a.silences {
+        Some(silences) => silences[index % silences.len()],
+        None => index % a.clip.packets.len(),
+    };
+    let p = &a.clip.packets[index];
+    if p.voice {
+        a.silent_run = 0;
+    } else {
+        let run_so_far = a.silent_run;
+        a.silent_run = a.silent_run.saturating_add(1);
+        if a.dtx && !dtx_sends(run_so_far) {
+            return;
+        }
+    }
     let sent = lrtp::now_us();
     let ts = a
         .ts0
@@ -706,6 +774,23 @@ async fn send_audio_packet(a: &mut AudioOut, index: usize, n: u32, run: &Run) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_opus_dtx_request() {
+        let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+                      a=fmtp:111 minptime=10;useinbandfec=1;usedtx=1\r\n";
+        assert!(asks_for_opus_dtx(answer));
+        assert!(!asks_for_opus_dtx(&answer.replace("usedtx=1", "usedtx=0")));
+        // The parameter of another payload type is not Opus's.
+        let vp8 = "a=rtpmap:96 VP8/90000\r\na=fmtp:96 usedtx=1\r\na=rtpmap:111 opus/48000/2\r\n";
+        assert!(!asks_for_opus_dtx(vp8));
+    }
+
+    #[test]
+    fn dtx_sends_a_silent_frame_every_400_ms() {
+        let sent: Vec<u32> = (0..60).filter(|r| dtx_sends(*r)).collect();
+        assert_eq!(sent, vec![0, 20, 40]);
+    }
 
     #[test]
     fn finds_extmap_ids() {

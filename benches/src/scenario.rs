@@ -55,6 +55,7 @@ fn simulcast_publish(media: &Media, i: usize, level_offset_db: u8) -> Publish {
         level_offset_db,
         // Spread keyframes: publishers start at different places in the clip.
         start_frame: (i * 7) % media::CLIP_FRAMES as usize,
+        listening: false,
     }
 }
 
@@ -90,6 +91,7 @@ async fn setup_matched(
         audio: None,
         level_offset_db: 0,
         start_frame: 0,
+        listening: false,
     };
     let subs = cli.subscribers;
     match server {
@@ -151,7 +153,12 @@ async fn setup_broadcast(
     }
     let meeting = bridge.meeting().await?;
     let sessions = join_many(n, cli.join_concurrency, |i| {
-        let publish = simulcast_publish(media, i, (i % 40) as u8);
+        // The chair (0) and the floor holder (1) speak; every other room listens, its
+        // microphone hearing the room's silence.
+        let publish = Publish {
+            listening: i >= 2,
+            ..simulcast_publish(media, i, (i % 40) as u8)
+        };
         BridgeEndpoint::join(bridge, meeting, name(i), publish, run.clone())
     })
     .await?;

@@ -161,7 +161,7 @@ impl Sender {
         description.push_str(&format!(
             "{audio_src} ! audioconvert ! audioresample ! \
              audio/x-raw,format=S16LE,rate=48000,channels=1 ! volume name=mic ! identity name=level ! \
-             opusenc bitrate=32000 frame-size=20 ! appsink name=audio sync=false max-buffers=16 drop=true"
+             opusenc bitrate=32000 frame-size=20 dtx=true ! appsink name=audio sync=false max-buffers=16 drop=true"
         ));
         tracing::debug!(%description, "capture pipeline");
         let pipeline = gst::parse::launch(&description)
@@ -236,6 +236,7 @@ impl Sender {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                     if let Some(buffer) = sample.buffer()
                         && let Ok(map) = buffer.map_readable()
+                        && !is_dtx_pause(map.as_slice())
                     {
                         let pts = buffer
                             .pts()
@@ -351,6 +352,15 @@ fn watch_errors(
             }
         }
     }))
+}
+
+/// Whether an Opus packet from the encoder is a DTX pause: with `dtx=true` `opusenc` marks
+/// each 20 ms of silence it need not send with a packet of one or two bytes (the table of
+/// contents alone), and sends a real packet every 400 ms. The SFU asks for DTX (`usedtx=1`);
+/// like libwebrtc, the agent does not transmit the pauses, so a listening room sends 2.5
+/// audio packets a second instead of 50.
+pub fn is_dtx_pause(opus: &[u8]) -> bool {
+    opus.len() <= 2
 }
 
 /// The level of 16-bit samples, dBov (0 loudest, -127 silence).
@@ -655,6 +665,25 @@ mod tests {
             }
         };
         assert_eq!(first[0] & 1, 0, "a resumed layer starts with a keyframe");
+
+        // Muted, the room is silent: with DTX the encoder's pauses are not sent, only a
+        // packet every 400 ms (50 a second without DTX).
+        sender.set_muted(true);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        while rx.try_recv().is_ok() {}
+        let mut audio = 0;
+        let until = tokio::time::Instant::now() + Duration::from_secs(2);
+        while let Ok(Some(frame)) = tokio::time::timeout_at(until, rx.recv()).await {
+            if let Frame::Audio { data, level, .. } = frame {
+                assert!(!is_dtx_pause(&data), "a pause was sent");
+                assert_eq!(level, -127, "the muted room's level is silence");
+                audio += 1;
+            }
+        }
+        assert!(
+            (2..=12).contains(&audio),
+            "{audio} audio packets in 2 s of silence"
+        );
         assert!(failures.try_recv().is_err(), "no pipeline error");
         drop(sender);
     }

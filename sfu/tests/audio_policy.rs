@@ -224,3 +224,48 @@ fn last_n_forwards_video_of_the_recent_speakers_then_the_first_joined() {
     // Audio is not limited by last-N.
     assert!(sim.clients[5].count_from_since(4, MediaKind::Audio, t) > 40);
 }
+
+#[test]
+fn rooms_silent_with_dtx_stay_in_the_meeting_and_the_speaker_is_heard() {
+    let mut sim = meeting_of(5);
+    for c in &sim.clients {
+        let opus = c
+            .join_answer
+            .lines()
+            .find(|l| l.starts_with("a=fmtp:111 "))
+            .expect("the answer has Opus parameters");
+        assert!(opus.contains("usedtx=1"), "the SFU asks for DTX: {opus}");
+    }
+    // Room 0 speaks; the four others listen and, silent, send a packet every 400 ms.
+    sim.clients[0].audio_level = -30;
+    for c in &mut sim.clients[1..] {
+        c.dtx = true;
+    }
+    // Longer than the SFU's liveness timeout (5 s): sparse audio keeps a room in.
+    sim.run_for(8 * SECOND);
+    let t = sim.now;
+    sim.run_for(4 * SECOND);
+    assert!(
+        sim.clients.iter().all(|c| c.connected),
+        "nobody was dropped"
+    );
+    assert!(
+        !sim.events
+            .iter()
+            .any(|(_, e)| matches!(e, SfuEvent::Gone { .. }))
+    );
+    assert_eq!(sim.core.dominant_speaker(MEETING), Some(sim.clients[0].id));
+    for listener in 1..5 {
+        let heard = sim.clients[listener].count_from_since(0, MediaKind::Audio, t);
+        assert!(heard > 190, "{listener} heard {heard} of ~200 packets");
+    }
+    // The speaker gets the listeners' sparse packets (all among the loudest three or not,
+    // at most one each 400 ms), not 50 a second.
+    let from_listeners: usize = (1..5)
+        .map(|o| sim.clients[0].count_from_since(o as u8, MediaKind::Audio, t))
+        .sum();
+    assert!(
+        from_listeners <= 4 * 11,
+        "{from_listeners} packets from the silent rooms in 4 s"
+    );
+}

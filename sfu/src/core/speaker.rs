@@ -23,6 +23,10 @@ const SWITCH_HOLD: Duration = Duration::from_millis(500);
 const LOUDEST_MARGIN: f32 = 6.0;
 /// How many recent speakers are remembered.
 const RECENT_MAX: usize = 16;
+/// The sound one packet stands for: its weight in the smoothed loudness. After a gap (silence
+/// suppression sends a packet every 400 ms) a packet still counts for one frame only; the gap
+/// itself counts as silence.
+const FRAME: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone)]
 struct Voice {
@@ -86,8 +90,8 @@ impl SpeakerDetector {
         match self.voices.iter_mut().find(|v| v.id == id) {
             Some(v) => {
                 let dt = now.saturating_duration_since(v.last_update);
-                let keep = decay(dt);
-                v.activity = v.activity * keep + sample * (1.0 - keep);
+                let weight = 1.0 - decay(dt.min(FRAME));
+                v.activity = v.activity * decay(dt) + sample * weight;
                 v.last_update = now;
             }
             None => self.voices.push(Voice {
@@ -380,6 +384,34 @@ mod tests {
             &[(1, -40), (2, -45), (3, -20)],
         );
         assert!(d.is_loud(EndpointId(3)) && d.is_loud(EndpointId(1)) && !d.is_loud(EndpointId(2)));
+    }
+
+    #[test]
+    fn one_loud_packet_after_a_silence_suppressed_gap_counts_for_one_frame() {
+        // Room 1 speaks softly; room 2 is silent with DTX: a packet every 400 ms.
+        let mut d = SpeakerDetector::new(1);
+        let mut now = Instant::now();
+        for n in 1..=100 {
+            now += TICK;
+            d.record(now, EndpointId(1), -50);
+            if n % 20 == 0 {
+                d.record(now, EndpointId(2), -127);
+            }
+            d.evaluate(now);
+        }
+        assert_eq!(d.loudest(), [EndpointId(1)]);
+        // 400 ms after its last packet, room 2 sends one loud frame (a door slams) and goes
+        // silent again. It stood for 20 ms of sound, not for the 400 ms before it.
+        for n in 1..=20 {
+            now += TICK;
+            d.record(now, EndpointId(1), -50);
+            if n == 20 {
+                d.record(now, EndpointId(2), -5);
+            }
+            assert!(d.evaluate(now).is_none());
+            assert_eq!(d.loudest(), [EndpointId(1)], "after {n} frames");
+        }
+        assert_eq!(d.dominant(), Some(EndpointId(1)));
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct Client {
     pub publishing: bool,
     /// The RFC 6464 audio level put on this client's audio packets (-127 silence, 0 loudest).
     pub audio_level: i8,
+    /// Silence suppression (Opus DTX, as a browser does when the SFU's answer says
+    /// `usedtx=1`): while its level is -127 the client sends one audio packet every 400 ms.
+    pub dtx: bool,
     pub received: Vec<Received>,
     pub keyframe_requests: Vec<(Instant, KeyframeRequest)>,
     next_timeout: Instant,
@@ -155,6 +158,14 @@ impl Client {
     /// Writes one audio packet and, if `video`, one video frame (a packet per layer).
     fn write_media(&mut self, now: Instant, video: bool) {
         self.frames += 1;
+        if !self.dtx || self.audio_level > -127 || self.frames.is_multiple_of(20) {
+            self.write_audio(now);
+        }
+        self.write_video(now, video);
+    }
+
+    /// One 20 ms audio packet; its timestamp counts the frames, sent or not.
+    fn write_audio(&mut self, now: Instant) {
         self.audio_seq += 1;
         let audio = self.payload(MediaKind::Audio, 0, self.audio_seq, false, 80);
         let exts = ExtensionValues {
@@ -164,7 +175,7 @@ impl Client {
             ..Default::default()
         };
         let pt = self.payload_type(Codec::Opus);
-        let (seq, time) = (self.audio_seq, (self.audio_seq * 20 * 48) as u32);
+        let (seq, time) = (self.audio_seq, (self.frames * 20 * 48) as u32);
         if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(self.audio_mid, None) {
             stream.write_rtp(
                 RtpWrite::new(pt, seq.into(), time, now, audio)
@@ -172,6 +183,9 @@ impl Client {
                     .ext_vals(exts),
             );
         }
+    }
+
+    fn write_video(&mut self, now: Instant, video: bool) {
         let pt = self.payload_type(Codec::Vp8);
         if let Some(mid) = self.content_mid.filter(|_| video && self.presenting) {
             self.content_seq += 1;
@@ -439,6 +453,7 @@ impl Sim {
             join_answer: answer.clone(),
             publishing: true,
             audio_level: -127,
+            dtx: false,
             received: Vec::new(),
             keyframe_requests: Vec::new(),
             next_timeout: self.now,
