@@ -273,9 +273,23 @@ test('room agents join by themselves, are seen and heard, and come back after a 
     const level = async () =>
       series((await httpsGet(`${base}/metrics`)).body, `bridge_site_audio_level_dbov{meeting="${meeting.id}",site="${x002}"}`);
     const x002Health = async () => (await api('GET', `/api/sites/${x002}/health`, technician)).json().report;
+    // Muted, the agent's encoder suppresses silence (Opus DTX, as the SFU asked): the SFU
+    // receives a packet every 400 ms from it, not 50 a second as while the tone plays.
+    const audioPackets = async () =>
+      series((await httpsGet(`${base}/metrics`)).body, `bridge_site_received_packets_total{meeting="${meeting.id}",site="${x002}",kind="audio"}`);
+    const audioRate = async () => {
+      const from = await audioPackets();
+      await sleep(6000);
+      return ((await audioPackets()) - from) / 6;
+    };
+    const toneRate = await audioRate();
     await command({ action: 'mute', muted: true });
     await waitFor('X002 silent at the SFU', 15_000, async () => (await level()) === -127, 500);
     await waitFor('X002 reported muted', 15_000, async () => (await x002Health())?.muted === true, 500);
+    const mutedRate = await audioRate();
+    t.diagnostic(`X002 audio packets a second at the SFU: ${toneRate} with its tone, ${mutedRate} muted`);
+    assert.ok(toneRate > 40, `with its tone X002 sends ${toneRate} audio packets a second`);
+    assert.ok(mutedRate > 0 && mutedRate < 10, `muted, X002 sends ${mutedRate} audio packets a second`);
     await command({ action: 'mute', muted: false });
     await waitFor('X002 heard again', 15_000, async () => (await level()) > -60, 500);
     // A bitrate ceiling: the encoders' targets fit under it (the top layer pauses), then lifted.

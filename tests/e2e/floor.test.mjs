@@ -134,6 +134,17 @@ function cameraSent(page) {
   });
 }
 
+/** Audio packets `page` has sent so far (outbound-rtp of its microphone). */
+function audioPacketsSent(page) {
+  return page.evaluate(async () => {
+    let sent = 0;
+    (await window.bridge.pc.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'audio') sent += s.packetsSent ?? 0;
+    });
+    return sent;
+  });
+}
+
 /** The largest frame height of `owner`'s video that `page` decodes now (0: none). */
 async function decodedHeight(page, owner) {
   const heights = (await inboundStats(page)).filter((s) => s.kind === 'video' && s.owner === owner).map((s) => s.frameHeight);
@@ -345,6 +356,17 @@ test('a chair and three communes: floor, presentation and the end, through the p
       return flowing && then.active.f === false && then.bytes.f === first.bytes.f ? then : null;
     }, 0);
     t.diagnostic(`after camera off and on: sends ${JSON.stringify(kept.active)}`);
+
+    // Silence suppression: the SFU's answer asked for Opus DTX (usedtx=1), so with its
+    // microphone off Bình's page sends a few packets a second (4.75 measured), not 50.
+    await communes[1].getByRole('button', { name: 'Micrô đang bật' }).click();
+    await sleep(1000);
+    const mutedFrom = await audioPacketsSent(communes[1]);
+    await sleep(4000);
+    const mutedRate = ((await audioPacketsSent(communes[1])) - mutedFrom) / 4;
+    await communes[1].getByRole('button', { name: 'Micrô đang tắt' }).click();
+    t.diagnostic(`Bình's microphone off: ${mutedRate} audio packets a second`);
+    assert.ok(mutedRate > 0 && mutedRate <= 10, `muted, Bình sends ${mutedRate} audio packets a second`);
 
     // Xã An asks for the floor from its page, with the keyboard alone; the chair grants it
     // from the queue.
