@@ -202,22 +202,22 @@ impl BridgeEndpoint {
     /// Joins `meeting` as `name`, publishing `publish` (a receive-only endpoint when empty),
     /// and waits for the connection.
     pub async fn join(
-        bridge: &Bridge,
+        http: SocketAddr,
         meeting: i64,
         name: String,
         publish: Publish,
         run: Arc<Run>,
     ) -> Result<Self> {
         let name = name.as_str();
-        let tcp = tokio::net::TcpStream::connect(bridge.http).await?;
+        let tcp = tokio::net::TcpStream::connect(http).await?;
         tcp.set_nodelay(true)?;
-        let config = crate::tls::loopback_client_config(bridge.http)?;
-        let name_ip = rustls::pki_types::ServerName::IpAddress(bridge.http.ip().into());
+        let config = crate::tls::loopback_client_config(http)?;
+        let name_ip = rustls::pki_types::ServerName::IpAddress(http.ip().into());
         let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name_ip, tcp)
             .await
             .context("TLS handshake with the bridge")?;
-        let url = format!("wss://{}/ws", bridge.http);
+        let url = format!("wss://{}/ws", http);
         let (ws, _) = tokio_tungstenite::client_async(url, tls)
             .await
             .context("WebSocket handshake with the bridge")?;

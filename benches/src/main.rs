@@ -5,6 +5,7 @@
 //! while it reads the SFU's CPU time and memory from `/proc`. See `BENCHMARKS.md`.
 
 mod bridge;
+mod child;
 mod http;
 mod janus;
 mod media;
@@ -89,6 +90,14 @@ pub struct Cli {
     /// Print the results file (`--out`) as a Markdown table and exit.
     #[arg(long)]
     pub table: bool,
+    /// Working scenario: spread the receive-only endpoints over this many generator
+    /// processes (this one and children), to tell what the SFU does from what one busy
+    /// process does to its receivers (results: `child_receivers`).
+    #[arg(long, default_value_t = 1)]
+    pub receiver_processes: usize,
+    /// Internal: run as a child process holding receive-only endpoints (a JSON spec).
+    #[arg(long, hide = true)]
+    pub child: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -114,6 +123,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<bool> {
+    if let Some(spec) = &cli.child {
+        child::run(spec).await?;
+        return Ok(true);
+    }
     if cli.table {
         let text = std::fs::read_to_string(&cli.out)
             .with_context(|| format!("reading {}", cli.out.display()))?;

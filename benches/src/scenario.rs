@@ -11,6 +11,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::bridge::{Bridge, BridgeEndpoint};
+use crate::child::{self, ChildSpec};
 use crate::janus::Janus;
 use crate::media::{self, Media};
 use crate::peer::{Peer, Publish, Run};
@@ -42,6 +43,9 @@ struct Endpoints {
     /// Packets each receiver should get per packet a publisher sends (matched: 1 per
     /// subscriber), when that is known.
     fanout: Option<usize>,
+    /// Child processes holding more receivers (`--receiver-processes`), and how many.
+    children: Vec<std::process::Child>,
+    child_endpoints: usize,
 }
 
 fn name(i: usize) -> String {
@@ -101,12 +105,23 @@ async fn setup_matched(
             // the newcomer publishes, so a receive-only endpoint must be there before the
             // publisher's track appears.
             let mut sessions = join_many(subs, cli.join_concurrency, |i| {
-                BridgeEndpoint::join(bridge, meeting, name(i), Publish::default(), run.clone())
+                BridgeEndpoint::join(
+                    bridge.http,
+                    meeting,
+                    name(i),
+                    Publish::default(),
+                    run.clone(),
+                )
             })
             .await?;
-            let publisher =
-                BridgeEndpoint::join(bridge, meeting, "publisher".into(), publish, run.clone())
-                    .await?;
+            let publisher = BridgeEndpoint::join(
+                bridge.http,
+                meeting,
+                "publisher".into(),
+                publish,
+                run.clone(),
+            )
+            .await?;
             publisher.peer.start_publishing(run.clone()).await?;
             let receivers = sessions.iter().map(|s| s.peer.clone()).collect();
             sessions.push(publisher);
@@ -116,6 +131,8 @@ async fn setup_matched(
                 bridge_sessions: sessions,
                 janus_peers: Vec::new(),
                 fanout: Some(subs),
+                children: Vec::new(),
+                child_endpoints: 0,
             })
         }
         Server::Janus(janus) => {
@@ -136,6 +153,8 @@ async fn setup_matched(
                 bridge_sessions: Vec::new(),
                 janus_peers: all,
                 fanout: Some(subs),
+                children: Vec::new(),
+                child_endpoints: 0,
             })
         }
     }
@@ -159,7 +178,7 @@ async fn setup_broadcast(
             listening: i >= 2,
             ..simulcast_publish(media, i, (i % 40) as u8)
         };
-        BridgeEndpoint::join(bridge, meeting, name(i), publish, run.clone())
+        BridgeEndpoint::join(bridge.http, meeting, name(i), publish, run.clone())
     })
     .await?;
     let chair = sessions[0].id;
@@ -193,6 +212,8 @@ async fn setup_broadcast(
         bridge_sessions: sessions,
         janus_peers: Vec::new(),
         fanout: None,
+        children: Vec::new(),
+        child_endpoints: 0,
     })
 }
 
@@ -207,6 +228,19 @@ async fn setup_working(
     let n = cli.endpoints;
     let publishers = WORKING_PUBLISHERS.min(n);
     let meeting = bridge.meeting().await?;
+    // With --receiver-processes P, this process holds its share of the receive-only
+    // endpoints and P - 1 children hold the rest (see `child`).
+    let all_receivers = n - publishers;
+    let mut processes = cli.receiver_processes.max(1);
+    if all_receivers / processes == 0 && processes > 1 {
+        eprintln!(
+            "loadgen:   {all_receivers} receive-only endpoints cannot fill {processes} processes; all stay in this one"
+        );
+        processes = 1;
+    }
+    let per_child = all_receivers / processes;
+    let in_children = per_child * (processes - 1);
+    let n = n - in_children;
     // Receive-only endpoints first (see setup_matched), then the publishers.
     let receivers = n - publishers;
     let sessions = join_many(n, cli.join_concurrency, |i| {
@@ -216,7 +250,7 @@ async fn setup_working(
         } else {
             Publish::default()
         };
-        BridgeEndpoint::join(bridge, meeting, name(i), publish, run.clone())
+        BridgeEndpoint::join(bridge.http, meeting, name(i), publish, run.clone())
     })
     .await?;
     bridge
@@ -238,12 +272,33 @@ async fn setup_working(
         let tiles: Vec<(u64, u32)> = gallery.iter().copied().filter(|t| t.0 != s.id).collect();
         s.view(&tiles)?;
     }
+    let mut children = Vec::new();
+    for c in 1..processes {
+        let spec = ChildSpec {
+            http: bridge.http,
+            meeting,
+            count: per_child,
+            first: n + (c - 1) * per_child,
+            tiles: gallery.clone(),
+            warmup: cli.warmup,
+            duration: cli.duration,
+        };
+        children.push(child::spawn(&spec)?);
+    }
+    if !children.is_empty() {
+        eprintln!(
+            "loadgen:   {in_children} more receivers in {} child processes",
+            children.len()
+        );
+    }
     Ok(Endpoints {
         receivers: sessions.iter().map(|s| s.peer.clone()).collect(),
         publishers,
         bridge_sessions: sessions,
         janus_peers: Vec::new(),
         fanout: None,
+        children,
+        child_endpoints: in_children,
     })
 }
 
@@ -277,13 +332,13 @@ async fn measure(
     let rss_idle = sys::rss_bytes(pid)?;
     let run = Arc::new(Run::default());
     let joined_at = Instant::now();
-    let eps = match (scenario, server) {
+    let mut eps = match (scenario, server) {
         (Scenario::Matched, s) => setup_matched(cli, media, s, &run).await?,
         (Scenario::Broadcast, Server::Ours(b)) => setup_broadcast(cli, media, b, &run).await?,
         (Scenario::Working, Server::Ours(b)) => setup_working(cli, media, b, &run).await?,
         (_, Server::Janus(_)) => bail!("only the matched scenario runs on Janus"),
     };
-    let endpoints = eps.bridge_sessions.len().max(eps.janus_peers.len());
+    let endpoints = eps.bridge_sessions.len().max(eps.janus_peers.len()) + eps.child_endpoints;
     eprintln!(
         "loadgen:   {endpoints} endpoints connected in {:.1} s",
         joined_at.elapsed().as_secs_f64()
@@ -332,6 +387,11 @@ async fn measure(
     };
     let gen_rss = sys::rss_bytes(own)?;
     run.stop.store(true, Ordering::Relaxed);
+    let children = if eps.children.is_empty() {
+        Value::Null
+    } else {
+        child::collect(std::mem::take(&mut eps.children)).await?
+    };
 
     // What the receivers counted.
     let (sfu_cpu, wall) = sfu_start.until(&sfu_end, ticks);
@@ -414,6 +474,8 @@ async fn measure(
         "machine": sys::machine(),
         "sfu_cpus": sys::cpus_allowed(pid),
         "generator_cpus": sys::cpus_allowed(own),
+        // Receivers held by child processes (--receiver-processes), counted apart.
+        "child_receivers": children,
     });
 
     for s in &eps.bridge_sessions {
@@ -460,6 +522,19 @@ pub fn print_summary(r: &Value) {
         r["freezes"],
         r["generator_cpu_share_of_one_core"],
     );
+    let c = &r["child_receivers"];
+    if !c.is_null() {
+        eprintln!(
+            "loadgen:   this process's {} receivers got {} video streams ({} without video); the {} in {} child processes got {} ({} without video)",
+            r["receivers"],
+            r["video_streams_received"],
+            r["receivers_without_video"],
+            c["receivers"],
+            c["processes"],
+            c["video_streams_received"],
+            c["receivers_without_video"],
+        );
+    }
 }
 
 /// Whether receivers got enough: at least `min` of what was sent to them (or of the sequence
