@@ -46,6 +46,7 @@ pub mod ext {
 
 const VP8_PT: u8 = 96;
 const OPUS_PT: u8 = 111;
+const VP8_RTX_PT: u8 = 97;
 
 fn vp8_codec() -> RTCRtpCodec {
     let fb = |typ: &str, parameter: &str| RTCPFeedback {
@@ -257,6 +258,27 @@ impl Peer {
             },
             RtpCodecKind::Video,
         )?;
+        // RTX (RFC 4588), as browsers negotiate it, only with LOADGEN_RTX=1 for now: the SFU
+        // then retransmits and pads its bandwidth probes on it. Without it str0m has no
+        // padding to probe with and a probe measures the media it carries alone; with it, as
+        // measured so far, the SFU's pacer queues media behind the probes' padding
+        // (BENCHMARKS.md, "Findings"). Until that is understood the benchmark's receivers
+        // stay as they were measured.
+        if std::env::var_os("LOADGEN_RTX").is_some() {
+            me.register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: "video/rtx".into(),
+                        clock_rate: 90_000,
+                        channels: 0,
+                        sdp_fmtp_line: format!("apt={VP8_PT}"),
+                        rtcp_feedback: vec![],
+                    },
+                    payload_type: VP8_RTX_PT,
+                },
+                RtpCodecKind::Video,
+            )?;
+        }
         me.register_codec(
             RTCRtpCodecParameters {
                 rtp_codec: opus_codec(),
@@ -448,6 +470,9 @@ impl Peer {
             .context("no local description")?;
         if !desc.sdp.contains("a=candidate") {
             bail!("the local description has no ICE candidate");
+        }
+        if std::env::var_os("LOADGEN_DUMP_SDP").is_some() {
+            eprintln!("loadgen: local {:?}:\n{}", desc.sdp_type, desc.sdp);
         }
         Ok(desc.sdp)
     }

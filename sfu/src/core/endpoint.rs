@@ -447,6 +447,8 @@ pub(crate) struct Endpoint {
     /// When the estimator was last asked to probe, and the token raise that asked it.
     pub(crate) last_probe: Option<Instant>,
     pub(crate) probe_nudge: u64,
+    /// The desired rate the estimator was last told (without the nudge).
+    pub(crate) desired_told: Option<u64>,
     pub(crate) connected: bool,
     /// What it publishes that arrives: when its last audio and video packets came, and what
     /// signaling was last told (see [`SfuEvent::Media`](super::SfuEvent::Media)).
@@ -542,6 +544,7 @@ impl Endpoint {
             next_allocation: None,
             last_probe: None,
             probe_nudge: 0,
+            desired_told: None,
             connected: false,
             arriving: Arriving::default(),
             dirty: false,

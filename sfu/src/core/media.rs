@@ -23,6 +23,12 @@ const AUDIO_SLOT_BPS: u64 = 40_000;
 const PROBE_MARGIN: f64 = 1.25;
 /// While a receiver gets less than it wants, how often the estimator is asked to probe.
 const PROBE_EVERY: Duration = Duration::from_secs(3);
+/// A change of the desired rate smaller than this share is not passed on to the estimator.
+/// str0m probes whenever the desired rate rises, and the measured layer rates it is made of
+/// move a little with every keyframe: passed on as they are, they started a probe or two a
+/// second per receiver, and on a busy SFU a probe sent late measures a low rate, which str0m
+/// takes as the new estimate (measured: BENCHMARKS.md, "Working").
+const DESIRED_STEP: f64 = 0.15;
 /// How often a receiver's allocation is re-planned even without a new estimate.
 const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
 
@@ -520,14 +526,15 @@ impl SfuCore {
             ep.last_probe = Some(now);
             ep.probe_nudge += 1;
         }
+        // The estimate that affords it with room to spare: the allocator keeps headroom
+        // below the estimate, and an estimate that settles just at the need would pause and
+        // resume tiles with its every wobble.
+        let wanted = (desired as f64 * PROBE_MARGIN / HEADROOM) as u64 + audio_reserve;
+        let told = steady_desired(ep.desired_told, wanted);
+        ep.desired_told = Some(told);
         ep.rtc.bwe().set_bitrate(
             Bitrate::bps(planned + audio_reserve),
-            // The estimate that affords it with room to spare: the allocator keeps headroom
-            // below the estimate, and an estimate that settles just at the need would pause
-            // and resume tiles with its every wobble.
-            Bitrate::bps(
-                (desired as f64 * PROBE_MARGIN / HEADROOM) as u64 + audio_reserve + ep.probe_nudge,
-            ),
+            Bitrate::bps(told + ep.probe_nudge),
         );
         ep.next_allocation = Some(now + REALLOCATE_EVERY);
         self.mark_dirty(receiver);
@@ -590,5 +597,30 @@ impl SfuCore {
             self.counters.keyframe_requests_sent += 1;
             self.mark_dirty(source);
         }
+    }
+}
+
+/// The desired rate to tell the estimator, given what it was last told and what is wanted
+/// now: unchanged unless the want moved by more than [`DESIRED_STEP`].
+fn steady_desired(told: Option<u64>, wanted: u64) -> u64 {
+    match told {
+        Some(t) if (wanted as f64 - t as f64).abs() <= t as f64 * DESIRED_STEP => t,
+        _ => wanted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_desired_rate_moves_only_by_real_steps() {
+        assert_eq!(steady_desired(None, 1_000_000), 1_000_000);
+        // Keyframes move the measured rates a little: the estimator hears nothing new.
+        assert_eq!(steady_desired(Some(1_000_000), 1_080_000), 1_000_000);
+        assert_eq!(steady_desired(Some(1_000_000), 920_000), 1_000_000);
+        // A tile added or removed is a real step.
+        assert_eq!(steady_desired(Some(1_000_000), 1_400_000), 1_400_000);
+        assert_eq!(steady_desired(Some(1_000_000), 600_000), 600_000);
     }
 }
