@@ -185,9 +185,6 @@ async fn receive(
             TrackRemoteEvent::OnRtpPacket(p) => {
                 let now = Instant::now();
                 let measuring = run.measuring();
-                if measuring && let Some(sent) = lrtp::trailer_us(&p.payload) {
-                    run.latency.record(lrtp::now_us().saturating_sub(sent));
-                }
                 let id = abs_id.load(Ordering::Relaxed);
                 let has_abs = id != 0 && p.header.get_extension(id).is_some();
                 let state = by_ssrc.entry(p.header.ssrc).or_insert_with(|| {
@@ -197,14 +194,21 @@ async fn receive(
                     }
                     s
                 });
-                if let Ok(mut s) = state.lock() {
+                let new = state.lock().is_ok_and(|mut s| {
                     s.on_packet(
                         p.header.sequence_number,
                         p.header.marker,
                         has_abs,
                         now,
                         measuring,
-                    );
+                    )
+                });
+                // A duplicate's latency is its original's, long delivered.
+                if measuring
+                    && new
+                    && let Some(sent) = lrtp::trailer_us(&p.payload)
+                {
+                    run.latency.record(lrtp::now_us().saturating_sub(sent));
                 }
             }
             TrackRemoteEvent::OnEnded => break,

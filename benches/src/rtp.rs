@@ -185,6 +185,7 @@ pub struct StreamState {
     /// Audio or video.
     pub kind: Kind,
     last_seq: Option<u64>,
+    seen: SeenWindow,
     frame_intact: bool,
     last_complete: Option<Instant>,
     /// What was counted in the window.
@@ -197,6 +198,7 @@ impl StreamState {
         Self {
             kind,
             last_seq: None,
+            seen: SeenWindow::default(),
             frame_intact: false,
             last_complete: None,
             count: StreamCount::default(),
@@ -209,7 +211,9 @@ impl StreamState {
         self.last_complete = None;
     }
 
-    /// One packet arrived at `now`. `measuring` says whether the window is open.
+    /// One packet arrived at `now`. `measuring` says whether the window is open. Returns
+    /// false for a duplicate of a packet already received (a spurious retransmission, as an
+    /// SFU's bandwidth probe may send on RTX), which counts for nothing.
     pub fn on_packet(
         &mut self,
         seq: u16,
@@ -217,7 +221,7 @@ impl StreamState {
         has_abs_capture_time: bool,
         now: Instant,
         measuring: bool,
-    ) {
+    ) -> bool {
         let ext = match self.last_seq {
             None => u64::from(seq) + (1 << 16),
             Some(last) => {
@@ -231,6 +235,9 @@ impl StreamState {
                     .unwrap_or(last)
             }
         };
+        if !self.seen.insert(ext) {
+            return false;
+        }
         let in_order = self.last_seq.is_none_or(|l| ext == l + 1);
         if !in_order {
             self.frame_intact = false;
@@ -264,6 +271,50 @@ impl StreamState {
             // The next packet starts a frame; it is intact if it follows on.
             self.frame_intact = true;
         }
+        true
+    }
+}
+
+/// The extended sequence numbers received lately: a window of [`SeenWindow::SIZE`] below the
+/// highest, to tell a duplicate from a packet that arrives late.
+#[derive(Debug, Default)]
+struct SeenWindow {
+    bits: [u64; (SeenWindow::SIZE / 64) as usize],
+    highest: Option<u64>,
+}
+
+impl SeenWindow {
+    const SIZE: u64 = 2048;
+
+    fn slot(seq: u64) -> (usize, u64) {
+        let i = seq % Self::SIZE;
+        ((i / 64) as usize, 1 << (i % 64))
+    }
+
+    /// Records `seq`: true the first time, false for a number already seen or too old to
+    /// tell.
+    fn insert(&mut self, seq: u64) -> bool {
+        match self.highest {
+            Some(h) if seq > h => {
+                // The numbers entering the window are not seen yet.
+                for s in (h + 1).max(seq.saturating_sub(Self::SIZE - 1))..seq {
+                    let (w, b) = Self::slot(s);
+                    self.bits[w] &= !b;
+                }
+                self.highest = Some(seq);
+            }
+            Some(h) if h - seq >= Self::SIZE => return false,
+            Some(_) => {
+                let (w, b) = Self::slot(seq);
+                if self.bits[w] & b != 0 {
+                    return false;
+                }
+            }
+            None => self.highest = Some(seq),
+        }
+        let (w, b) = Self::slot(seq);
+        self.bits[w] |= b;
+        true
     }
 }
 
@@ -323,6 +374,30 @@ mod tests {
         // frame 2 starts after that loss (its start is unknown): frames 3, 4 and 5 are complete.
         assert_eq!(s.count.frames, 3);
         assert_eq!(s.count.freezes, 1);
+    }
+
+    #[test]
+    fn a_duplicate_counts_for_nothing_and_breaks_no_frame() {
+        let t0 = Instant::now();
+        let mut s = StreamState::new(Kind::Video);
+        assert!(s.on_packet(10, true, false, t0, true));
+        assert!(s.on_packet(11, false, false, t0, true));
+        // A resend of 10 (a probe's padding) in the middle of frame 11-12.
+        assert!(!s.on_packet(10, true, false, t0, true));
+        assert!(s.on_packet(12, true, false, t0, true));
+        assert_eq!(s.count.received, 3);
+        // Frame 11-12 is complete (the one ending at 10 began before the first packet seen).
+        assert_eq!(s.count.frames, 1);
+        // A late packet is not a duplicate; far older than the window, it cannot be told.
+        assert!(s.on_packet(9, false, false, t0, true));
+        for seq in 13..3000u16 {
+            s.on_packet(seq, true, false, t0, true);
+        }
+        assert!(!s.on_packet(12, true, false, t0, true));
+        assert!(!s.on_packet(500, true, false, t0, true));
+        assert!(!s.on_packet(2999, true, false, t0, true));
+        assert!(s.on_packet(3001, true, false, t0, true));
+        assert!(s.on_packet(3000, true, false, t0, true));
     }
 
     #[test]
