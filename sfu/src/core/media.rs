@@ -26,8 +26,9 @@ const PROBE_EVERY: Duration = Duration::from_secs(3);
 /// A change of the desired rate smaller than this share is not passed on to the estimator.
 /// str0m probes whenever the desired rate rises, and the measured layer rates it is made of
 /// move a little with every keyframe: passed on as they are, they started a probe or two a
-/// second per receiver, and on a busy SFU a probe sent late measures a low rate, which str0m
-/// takes as the new estimate (measured: BENCHMARKS.md, "Working").
+/// second per receiver, and str0m takes a probe's result as the new estimate even when it
+/// measured low (BENCHMARKS.md, "Findings"); with receivers that negotiate RTX every probe
+/// is padding the SFU sends too.
 const DESIRED_STEP: f64 = 0.15;
 /// How often a receiver's allocation is re-planned even without a new estimate.
 const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
