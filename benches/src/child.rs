@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bridge::BridgeEndpoint;
-use crate::peer::{Publish, Run};
+use crate::peer::{self, Publish, Run};
 use crate::rtp::Kind;
 
 /// What a child does.
@@ -79,17 +79,8 @@ pub async fn run(spec: &str) -> Result<()> {
         s.view(&spec.tiles)?;
         sessions.push(s);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline
-        && sessions.iter().any(|s| {
-            !s.peer
-                .stream_counts()
-                .iter()
-                .any(|(k, _)| *k == Kind::Video)
-        })
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let peers: Vec<_> = sessions.iter().map(|s| s.peer.clone()).collect();
+    peer::wait_for_video(&peers, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(spec.warmup)).await;
     for s in &sessions {
         s.peer.reset_counts();

@@ -217,6 +217,19 @@ async fn receive(
     }
 }
 
+/// Waits until every one of `peers` receives video, or `within` passes; returns how many
+/// still have none.
+pub async fn wait_for_video(peers: &[Arc<Peer>], within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let waiting = peers.iter().filter(|p| !p.has_video()).count();
+        if waiting == 0 || Instant::now() > deadline {
+            return waiting;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Whether an SDP asks for Opus DTX: `usedtx=1` in the fmtp line of its Opus payload type.
 pub fn asks_for_opus_dtx(sdp: &str) -> bool {
     let lines = || sdp.lines().map(str::trim);
@@ -548,6 +561,11 @@ impl Peer {
         let start = self.publish.start_frame;
         tokio::spawn(publish_loop(video, audio, start, run));
         Ok(())
+    }
+
+    /// Whether any video stream has reached this endpoint.
+    pub fn has_video(&self) -> bool {
+        self.stream_counts().iter().any(|(k, _)| *k == Kind::Video)
     }
 
     /// Counts of every stream received so far.

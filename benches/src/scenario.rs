@@ -14,7 +14,7 @@ use crate::bridge::{Bridge, BridgeEndpoint};
 use crate::child::{self, ChildSpec};
 use crate::janus::Janus;
 use crate::media::{self, Media};
-use crate::peer::{Peer, Publish, Run};
+use crate::peer::{self, Peer, Publish, Run};
 use crate::rtp::Kind;
 use crate::sys::{self, CpuMark};
 use crate::{Cli, Scenario, Sfu};
@@ -345,21 +345,9 @@ async fn measure(
     );
 
     // Everyone should be receiving video before the window opens.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let waiting = eps
-            .receivers
-            .iter()
-            .filter(|p| !p.stream_counts().iter().any(|(k, _)| *k == Kind::Video))
-            .count();
-        if waiting == 0 {
-            break;
-        }
-        if Instant::now() > deadline {
-            eprintln!("loadgen:   {waiting} receivers still have no video after 30 s");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = peer::wait_for_video(&eps.receivers, Duration::from_secs(30)).await;
+    if waiting > 0 {
+        eprintln!("loadgen:   {waiting} receivers still have no video after 30 s");
     }
     tokio::time::sleep(Duration::from_secs(cli.warmup)).await;
 

@@ -50,8 +50,7 @@ impl RateMeter {
         let total: u64 = (0..=kept)
             .map(|back| self.bytes[(self.current + BUCKETS - back) % BUCKETS])
             .sum();
-        let window = BUCKET * kept as u32 + age;
-        Some((total as f64 * 8.0 / window.as_secs_f64().max(0.001)) as u64)
+        Some(bits_per_second(total, BUCKET * kept as u32 + age))
     }
 
     fn roll(&mut self, now: Instant) {
@@ -77,8 +76,7 @@ impl RateMeter {
                 // The window is full and its last bucket, which had data, just ended: remember
                 // its rate (not on later steps over a silence, which would only dilute it).
                 let total: u64 = self.bytes.iter().sum();
-                let window = BUCKET * BUCKETS as u32;
-                self.settled = Some((total as f64 * 8.0 / window.as_secs_f64()) as u64);
+                self.settled = Some(bits_per_second(total, BUCKET * BUCKETS as u32));
             }
             self.current = (self.current + 1) % BUCKETS;
             self.bytes[self.current] = 0;
@@ -88,18 +86,26 @@ impl RateMeter {
     }
 }
 
+fn bits_per_second(bytes: u64, over: Duration) -> u64 {
+    (bytes as f64 * 8.0 / over.as_secs_f64().max(0.001)) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 1 Mb/s: packets `range` of 1,250 bytes, one every 10 ms from `t0`.
+    fn one_megabit(m: &mut RateMeter, t0: Instant, range: std::ops::Range<u64>) {
+        for i in range {
+            m.record(t0 + Duration::from_millis(10 * i), 1250);
+        }
+    }
 
     #[test]
     fn measures_a_steady_stream() {
         let t0 = Instant::now();
         let mut m = RateMeter::default();
-        // 100 packets of 1,250 bytes per second = 1 Mb/s.
-        for i in 0..300 {
-            m.record(t0 + Duration::from_millis(10 * i), 1250);
-        }
+        one_megabit(&mut m, t0, 0..300);
         let bps = m.bps(t0 + Duration::from_millis(2995)).expect("measured");
         assert!((900_000..=1_100_000).contains(&bps), "{bps}");
     }
@@ -135,14 +141,10 @@ mod tests {
         let t0 = Instant::now();
         let mut m = RateMeter::default();
         // Less than a full window: nothing settled yet.
-        for i in 0..250 {
-            m.record(t0 + Duration::from_millis(10 * i), 1250);
-        }
+        one_megabit(&mut m, t0, 0..250);
         assert_eq!(m.settled(), None);
         // 4 s of 1 Mb/s, then silence, then one packet 10 s later.
-        for i in 250..400 {
-            m.record(t0 + Duration::from_millis(10 * i), 1250);
-        }
+        one_megabit(&mut m, t0, 250..400);
         let settled = m.settled().expect("a full window flowed");
         assert!((900_000..=1_100_000).contains(&settled), "{settled}");
         m.record(t0 + Duration::from_secs(14), 100);
