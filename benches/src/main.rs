@@ -102,6 +102,14 @@ pub struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // LOADGEN_LOG=<filter> (as RUST_LOG, e.g. `rtc=debug`): the generator's own WebRTC stack's
+    // log on stderr, for a diagnosis. Off by default: it costs the generator CPU.
+    if let Ok(filter) = std::env::var("LOADGEN_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -275,13 +275,10 @@ impl Peer {
             },
             RtpCodecKind::Video,
         )?;
-        // RTX (RFC 4588), as browsers negotiate it, only with LOADGEN_RTX=1 for now: the SFU
-        // then retransmits and pads its bandwidth probes on it. Without it str0m has no
-        // padding to probe with and a probe measures the media it carries alone; with it, as
-        // measured so far, the SFU's pacer queues media behind the probes' padding
-        // (BENCHMARKS.md, "Findings"). Until that is understood the benchmark's receivers
-        // stay as they were measured.
-        if std::env::var_os("LOADGEN_RTX").is_some() {
+        // RTX (RFC 4588), as browsers negotiate it: the SFU retransmits on it and pads its
+        // bandwidth probes with it. LOADGEN_NO_RTX=1 leaves it out (then str0m probes with
+        // padding-only packets of its own).
+        if std::env::var_os("LOADGEN_NO_RTX").is_none() {
             me.register_codec(
                 RTCRtpCodecParameters {
                     rtp_codec: RTCRtpCodec {

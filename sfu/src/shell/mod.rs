@@ -8,6 +8,7 @@
 
 mod front;
 mod shard;
+mod timer;
 mod udp;
 
 use std::io;

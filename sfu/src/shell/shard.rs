@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::Command;
 use super::front::FrontMsg;
+use super::timer::PreciseTimer;
 use super::udp::MediaSocket;
 use crate::core::{CoreOutput, GoneReason, SfuConfig, SfuCore, SfuError, SfuEvent};
 use crate::stats::{CoreCounters, SfuStats};
@@ -75,7 +76,15 @@ impl Shard {
         // 1 ms slices (tried: the receivers' paced packets then left together) cut CPU per
         // packet by 8 %, but sent all receivers' packets in synchronised bursts, and with
         // transport-cc feedback their estimates sank and the allocator paused video: less than
-        // half the packets arrived (BENCHMARKS.md).
+        // half the packets arrived (BENCHMARKS.md). And met to the microsecond (see `timer`):
+        // str0m paces bandwidth probes finer than tokio's millisecond timers.
+        let mut timer = match PreciseTimer::new() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(shard = self.index, error = %e, "SFU shard cannot create its timer");
+                return;
+            }
+        };
         loop {
             self.flush().await;
             let deadline = self
@@ -101,7 +110,11 @@ impl Shard {
                         self.in_room(meeting, |room| room.drain(now));
                     }
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => {
+                woke = timer.sleep_until(deadline) => {
+                    if let Err(e) = woke {
+                        tracing::error!(shard = self.index, error = %e, "SFU shard timer failed");
+                        return;
+                    }
                     let now = Instant::now();
                     let due: Vec<MeetingId> = self
                         .rooms
