@@ -25,6 +25,7 @@ const AUDIO_SLOT_BPS: u64 = 40_000;
 /// matched benchmark's 1 Mb/s stream waited some 150 ms and froze every receiver's picture
 /// twice in 30 s; at 2.5 none did, and the 99th percentile latency fell from 165 to 68–96 ms
 /// (BENCHMARKS.md, "Findings"). On a thin link the delay-based estimate caps it anyway.
+const PROBE_MARGIN: f64 = 2.5;
 /// While a receiver gets less than it wants, how often the estimator is asked to probe.
 const PROBE_EVERY: Duration = Duration::from_secs(3);
 /// A change of the desired rate smaller than this share is not passed on to the estimator.
