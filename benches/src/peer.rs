@@ -89,6 +89,29 @@ pub struct Run {
     pub send_errors: AtomicU64,
     /// Whether publishers should stop.
     pub stop: AtomicBool,
+    /// The longest the generator's async runtime was late to wake a 100 ms timer, in µs: a
+    /// generator starved of CPU stops answering for its endpoints (see [`watch_stalls`]).
+    pub max_stall_us: AtomicU64,
+}
+
+/// Watches the generator's own runtime until `run.stop`: how late a 100 ms timer fires. A
+/// stall of seconds means every endpoint of this process fell silent meanwhile (an SFU may
+/// rightly drop them), so it is reported as it happens and kept in the results.
+pub async fn watch_stalls(run: Arc<Run>) {
+    const TICK: Duration = Duration::from_millis(100);
+    while !run.stop.load(Ordering::Relaxed) {
+        let before = Instant::now();
+        tokio::time::sleep(TICK).await;
+        let late = before.elapsed().saturating_sub(TICK);
+        let late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        run.max_stall_us.fetch_max(late_us, Ordering::Relaxed);
+        if late >= Duration::from_secs(1) {
+            eprintln!(
+                "loadgen:   the generator's runtime stalled for {:.1} s (its endpoints were silent)",
+                late.as_secs_f64()
+            );
+        }
+    }
 }
 
 impl Run {

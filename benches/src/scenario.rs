@@ -331,6 +331,7 @@ async fn measure(
     let own = std::process::id();
     let rss_idle = sys::rss_bytes(pid)?;
     let run = Arc::new(Run::default());
+    tokio::spawn(peer::watch_stalls(run.clone()));
     let joined_at = Instant::now();
     let mut eps = match (scenario, server) {
         (Scenario::Matched, s) => setup_matched(cli, media, s, &run).await?,
@@ -457,6 +458,7 @@ async fn measure(
         "generator_cpu_s": round(gen_cpu, 2),
         "generator_cpu_share_of_one_core": round(gen_cpu / wall, 3),
         "generator_rss_bytes": gen_rss,
+        "generator_max_stall_ms": run.max_stall_us.load(Ordering::Relaxed) as f64 / 1000.0,
         "generator_send_errors": run.send_errors.load(Ordering::Relaxed),
         "bridge_errors": eps.bridge_sessions.iter().map(|s| s.errors.load(Ordering::Relaxed)).sum::<u64>(),
         "machine": sys::machine(),

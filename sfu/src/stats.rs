@@ -15,6 +15,8 @@ pub struct CoreCounters {
     pub forwarded_bytes: u64,
     /// Datagrams that matched no endpoint or did not parse (garbage, strays, late packets).
     pub dropped_datagrams: u64,
+    /// Datagrams dropped because their shard was behind (its queue full): the SFU is overloaded.
+    pub shed_datagrams: u64,
     /// Keyframe requests sent to publishers (after rate limiting).
     pub keyframe_requests_sent: u64,
     /// Keyframe requests from receivers that were merged into an earlier or later one.
@@ -31,6 +33,7 @@ impl CoreCounters {
         self.forwarded_packets += other.forwarded_packets;
         self.forwarded_bytes += other.forwarded_bytes;
         self.dropped_datagrams += other.dropped_datagrams;
+        self.shed_datagrams += other.shed_datagrams;
         self.keyframe_requests_sent += other.keyframe_requests_sent;
         self.keyframe_requests_coalesced += other.keyframe_requests_coalesced;
     }
@@ -49,6 +52,7 @@ impl CoreCounters {
 pub struct SfuStats {
     shards: Vec<ShardStats>,
     front_dropped: AtomicU64,
+    shed: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +72,7 @@ impl SfuStats {
         Self {
             shards: (0..shards).map(|_| ShardStats::default()).collect(),
             front_dropped: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
         }
     }
 
@@ -83,10 +88,16 @@ impl SfuStats {
         self.front_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a datagram dropped because its shard's queue was full.
+    pub(crate) fn count_overload_drop(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The sum over all shards, as last published.
     pub fn load(&self) -> CoreCounters {
         let mut t = CoreCounters {
             dropped_datagrams: self.front_dropped.load(Ordering::Relaxed),
+            shed_datagrams: self.shed.load(Ordering::Relaxed),
             ..CoreCounters::default()
         };
         for s in &self.shards {
@@ -117,6 +128,8 @@ impl ShardStats {
             forwarded_packets: self.forwarded_packets.load(Ordering::Relaxed),
             forwarded_bytes: self.forwarded_bytes.load(Ordering::Relaxed),
             dropped_datagrams: self.dropped_datagrams.load(Ordering::Relaxed),
+            // Counted by the front, not the shards.
+            shed_datagrams: 0,
             keyframe_requests_sent: self.keyframe_requests_sent.load(Ordering::Relaxed),
             keyframe_requests_coalesced: self.keyframe_requests_coalesced.load(Ordering::Relaxed),
             endpoints: self.endpoints.load(Ordering::Relaxed),

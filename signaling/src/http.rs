@@ -194,7 +194,7 @@ pub async fn open_meetings(State(state): State<AppState>) -> Result<Response, Ap
 async fn metrics(State(state): State<AppState>) -> Response {
     let sfu = state.sfu.stats().load();
     let hub = state.hub.gauges();
-    let series: [(&str, &str, &str, u64); 9] = [
+    let series: [(&str, &str, &str, u64); 10] = [
         (
             "bridge_participants",
             "gauge",
@@ -236,6 +236,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
             "counter",
             "Datagrams dropped: unknown source, unparseable or rejected",
             sfu.dropped_datagrams,
+        ),
+        (
+            "bridge_sfu_datagrams_shed_total",
+            "counter",
+            "Datagrams dropped because the SFU was behind: its queue for a meeting was full",
+            sfu.shed_datagrams,
         ),
         (
             "bridge_sfu_keyframe_requests_total",

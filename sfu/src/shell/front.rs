@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::Command;
-use super::shard::ShardMsg;
+use super::shard::{ShardDatagram, ShardInbox, ShardMsg};
 use super::udp::{MediaSocket, RecvBuffers};
 use crate::core::SfuError;
 use crate::stats::SfuStats;
@@ -100,7 +100,7 @@ pub(super) async fn run(
     socket: Arc<MediaSocket>,
     mut commands: mpsc::Receiver<Command>,
     mut from_shards: mpsc::UnboundedReceiver<FrontMsg>,
-    shards: Vec<mpsc::UnboundedSender<ShardMsg>>,
+    shards: Vec<ShardInbox>,
     stats: Arc<SfuStats>,
 ) {
     let mut routes = Routes::default();
@@ -108,8 +108,9 @@ pub(super) async fn run(
     let mut incoming = Vec::new();
     let send = |meeting: MeetingId, msg: ShardMsg| {
         // A shard only ends when the front does.
-        let _ = shards[shard_of(meeting, shards.len())].send(msg);
+        let _ = shards[shard_of(meeting, shards.len())].commands.send(msg);
     };
+    let deliver = |datagram: ShardDatagram| deliver(&shards, &stats, datagram);
     loop {
         tokio::select! {
             received = socket.recv_batch(&mut buffers, &mut incoming) => {
@@ -117,7 +118,7 @@ pub(super) async fn run(
                     tracing::debug!(error = %e, "UDP receive failed");
                 }
                 for (source, datagram) in incoming.drain(..) {
-                    route(&mut routes, &stats, source, datagram, &send);
+                    route(&mut routes, &stats, source, datagram, &deliver);
                 }
             }
             msg = from_shards.recv() => match msg {
@@ -138,12 +139,20 @@ pub(super) async fn run(
     }
 }
 
+/// Queues a datagram for its meeting's shard, or drops it (counted) when that shard is behind.
+fn deliver(shards: &[ShardInbox], stats: &SfuStats, datagram: ShardDatagram) {
+    let shard = &shards[shard_of(datagram.meeting, shards.len())];
+    if let Err(mpsc::error::TrySendError::Full(_)) = shard.datagrams.try_send(datagram) {
+        stats.count_overload_drop();
+    }
+}
+
 fn route(
     routes: &mut Routes,
     stats: &SfuStats,
     source: SocketAddr,
     datagram: Vec<u8>,
-    send: &impl Fn(MeetingId, ShardMsg),
+    deliver: &impl Fn(ShardDatagram),
 ) {
     if datagram.len() > MAX_DATAGRAM {
         stats.count_front_drop();
@@ -169,14 +178,11 @@ fn route(
     {
         return;
     }
-    send(
-        route.meeting,
-        ShardMsg::Datagram {
-            meeting: route.meeting,
-            source,
-            bytes: datagram,
-        },
-    );
+    deliver(ShardDatagram {
+        meeting: route.meeting,
+        source,
+        bytes: datagram,
+    });
 }
 
 fn dispatch(routes: &mut Routes, command: Command, send: &impl Fn(MeetingId, ShardMsg)) {
@@ -251,6 +257,32 @@ mod tests {
             routes.by_ufrag.contains_key("other"),
             "another endpoint's stays"
         );
+    }
+
+    #[test]
+    fn a_shard_that_is_behind_sheds_datagrams_and_they_are_counted() {
+        let (commands, _command_rx) = mpsc::unbounded_channel();
+        let (datagrams, mut datagram_rx) = mpsc::channel(2);
+        let shards = [ShardInbox {
+            commands,
+            datagrams,
+        }];
+        let stats = SfuStats::new(1);
+        let datagram = |n: u8| ShardDatagram {
+            meeting: MeetingId(1),
+            source: "127.0.0.1:5000".parse().expect("address"),
+            bytes: vec![n],
+        };
+        for n in 0..5 {
+            deliver(&shards, &stats, datagram(n));
+        }
+        assert_eq!(stats.load().shed_datagrams, 3, "three found the queue full");
+        // The queue kept the first two, in order, and takes more once they are read.
+        assert_eq!(datagram_rx.try_recv().expect("queued").bytes, vec![0]);
+        assert_eq!(datagram_rx.try_recv().expect("queued").bytes, vec![1]);
+        deliver(&shards, &stats, datagram(9));
+        assert_eq!(datagram_rx.try_recv().expect("queued").bytes, vec![9]);
+        assert_eq!(stats.load().shed_datagrams, 3);
     }
 
     #[test]

@@ -21,16 +21,29 @@ use crate::{EndpointId, MeetingId};
 /// Messages handled in one turn before outputs are flushed.
 const BATCH: usize = 64;
 
-/// What the front sends a shard.
+/// Datagrams waiting for a shard at most. Past this the shard is behind (its core cannot keep
+/// up with its meetings) and the front drops what arrives, counted: media that waited longer
+/// is useless to a live meeting, and a queue without a bound grows without one. It also keeps
+/// the shard's view of the clock honest: with seconds of datagrams queued, endpoints whose
+/// packets sat in the queue looked silent and were dropped for it (BENCHMARKS.md).
+pub(crate) const DATAGRAM_QUEUE: usize = 4096;
+
+/// A datagram for a room.
+pub(crate) struct ShardDatagram {
+    pub(crate) meeting: MeetingId,
+    pub(crate) source: SocketAddr,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// A command for a room: never dropped.
 pub(crate) enum ShardMsg {
-    /// A datagram for a room.
-    Datagram {
-        meeting: MeetingId,
-        source: SocketAddr,
-        bytes: Vec<u8>,
-    },
-    /// A command for a room.
     Command(Command),
+}
+
+/// How the front reaches a shard.
+pub(crate) struct ShardInbox {
+    pub(crate) commands: mpsc::UnboundedSender<ShardMsg>,
+    pub(crate) datagrams: mpsc::Sender<ShardDatagram>,
 }
 
 pub(super) struct Shard {
@@ -54,8 +67,9 @@ impl Shard {
         events: mpsc::UnboundedSender<SfuEvent>,
         front: mpsc::UnboundedSender<FrontMsg>,
         stats: Arc<SfuStats>,
-    ) -> mpsc::UnboundedSender<ShardMsg> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    ) -> ShardInbox {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (datagrams, datagram_rx) = mpsc::channel(DATAGRAM_QUEUE);
         let shard = Shard {
             index,
             config,
@@ -67,11 +81,18 @@ impl Shard {
             front,
             stats,
         };
-        tokio::spawn(shard.run(rx));
-        tx
+        tokio::spawn(shard.run(command_rx, datagram_rx));
+        ShardInbox {
+            commands,
+            datagrams,
+        }
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<ShardMsg>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<ShardMsg>,
+        mut datagrams: mpsc::Receiver<ShardDatagram>,
+    ) {
         // Timers are met when they fall due, not gathered into slices: waking at the end of
         // 1 ms slices (tried: the receivers' paced packets then left together) cut CPU per
         // packet by 8 %, but sent all receivers' packets in synchronised bursts, and with
@@ -85,6 +106,7 @@ impl Shard {
                 return;
             }
         };
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
             self.flush().await;
             let deadline = self
@@ -94,21 +116,22 @@ impl Shard {
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
-                msg = rx.recv() => {
-                    let Some(msg) = msg else { return };
-                    self.handle(msg);
-                    for _ in 1..BATCH {
-                        match rx.try_recv() {
-                            Ok(msg) => self.handle(msg),
-                            Err(_) => break,
-                        }
+                msg = commands.recv() => {
+                    let Some(ShardMsg::Command(command)) = msg else { return };
+                    self.command(Instant::now(), command);
+                    self.drain_rooms();
+                }
+                received = datagrams.recv_many(&mut batch, BATCH) => {
+                    if received == 0 {
+                        return;
+                    }
+                    let now = Instant::now();
+                    let local = self.config.local_addr;
+                    for d in batch.drain(..) {
+                        self.in_room(d.meeting, |room| room.receive(now, d.source, local, &d.bytes));
                     }
                     // Each receiver's session is polled once for the whole batch.
-                    let now = Instant::now();
-                    let rooms: Vec<MeetingId> = self.rooms.keys().copied().collect();
-                    for meeting in rooms {
-                        self.in_room(meeting, |room| room.drain(now));
-                    }
+                    self.drain_rooms();
                 }
                 woke = timer.sleep_until(deadline) => {
                     if let Err(e) = woke {
@@ -130,18 +153,12 @@ impl Shard {
         }
     }
 
-    fn handle(&mut self, msg: ShardMsg) {
+    /// Polls every room's sessions that have something to send or say.
+    fn drain_rooms(&mut self) {
         let now = Instant::now();
-        let local = self.config.local_addr;
-        match msg {
-            ShardMsg::Datagram {
-                meeting,
-                source,
-                bytes,
-            } => {
-                self.in_room(meeting, |room| room.receive(now, source, local, &bytes));
-            }
-            ShardMsg::Command(command) => self.command(now, command),
+        let rooms: Vec<MeetingId> = self.rooms.keys().copied().collect();
+        for meeting in rooms {
+            self.in_room(meeting, |room| room.drain(now));
         }
     }
 
