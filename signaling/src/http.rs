@@ -1,6 +1,5 @@
 //! HTTP routes: health, metrics, the small REST API, the WebSocket and the web client's files.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use axum::extract::{State, WebSocketUpgrade};
@@ -194,75 +193,13 @@ pub async fn open_meetings(State(state): State<AppState>) -> Result<Response, Ap
 async fn metrics(State(state): State<AppState>) -> Response {
     let sfu = state.sfu.stats().load();
     let hub = state.hub.gauges();
-    let series: [(&str, &str, &str, u64); 10] = [
-        (
-            "bridge_participants",
-            "gauge",
-            "Participants in a meeting (signaling)",
-            hub.participants.load(Ordering::Relaxed),
-        ),
-        (
-            "bridge_meetings_active",
-            "gauge",
-            "Meetings with at least one participant",
-            hub.meetings.load(Ordering::Relaxed),
-        ),
-        (
-            "bridge_sfu_endpoints",
-            "gauge",
-            "WebRTC endpoints in the SFU",
-            sfu.endpoints,
-        ),
-        (
-            "bridge_sfu_meetings",
-            "gauge",
-            "Meetings with media in the SFU",
-            sfu.meetings,
-        ),
-        (
-            "bridge_sfu_forwarded_packets_total",
-            "counter",
-            "RTP packets forwarded to receivers",
-            sfu.forwarded_packets,
-        ),
-        (
-            "bridge_sfu_forwarded_bytes_total",
-            "counter",
-            "RTP payload bytes forwarded to receivers",
-            sfu.forwarded_bytes,
-        ),
-        (
-            "bridge_sfu_datagrams_dropped_total",
-            "counter",
-            "Datagrams dropped: unknown source, unparseable or rejected",
-            sfu.dropped_datagrams,
-        ),
-        (
-            "bridge_sfu_datagrams_shed_total",
-            "counter",
-            "Datagrams dropped because the SFU was behind: its queue for a meeting was full",
-            sfu.shed_datagrams,
-        ),
-        (
-            "bridge_sfu_keyframe_requests_total",
-            "counter",
-            "Keyframe requests sent to publishers",
-            sfu.keyframe_requests_sent,
-        ),
-        (
-            "bridge_sfu_keyframe_requests_coalesced_total",
-            "counter",
-            "Keyframe requests merged by the rate limit",
-            sfu.keyframe_requests_coalesced,
-        ),
-    ];
     let mut body = String::new();
-    for (name, kind, help, value) in series {
-        let _ = writeln!(
-            body,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    }
+    crate::quality::render_totals(
+        &mut body,
+        hub.participants.load(Ordering::Relaxed),
+        hub.meetings.load(Ordering::Relaxed),
+        &sfu,
+    );
     // Per site: what the SFU measures of each endpoint of each live meeting.
     let placed = state.hub.placed().await;
     let meetings: std::collections::BTreeSet<i64> = placed.iter().map(|p| p.meeting).collect();

@@ -409,6 +409,83 @@ pub struct OpenMeeting {
     pub roll_call: Vec<RollCallEntry>,
 }
 
+/// The bridge's totals: participants and meetings (signaling) and the SFU's counters.
+pub fn render_totals(
+    out: &mut String,
+    participants: u64,
+    meetings_active: u64,
+    sfu: &sfu::stats::CoreCounters,
+) {
+    let series: [(&str, &str, &str, u64); 10] = [
+        (
+            "bridge_participants",
+            "gauge",
+            "Participants in a meeting (signaling)",
+            participants,
+        ),
+        (
+            "bridge_meetings_active",
+            "gauge",
+            "Meetings with at least one participant",
+            meetings_active,
+        ),
+        (
+            "bridge_sfu_endpoints",
+            "gauge",
+            "WebRTC endpoints in the SFU",
+            sfu.endpoints,
+        ),
+        (
+            "bridge_sfu_meetings",
+            "gauge",
+            "Meetings with media in the SFU",
+            sfu.meetings,
+        ),
+        (
+            "bridge_sfu_forwarded_packets_total",
+            "counter",
+            "RTP packets forwarded to receivers",
+            sfu.forwarded_packets,
+        ),
+        (
+            "bridge_sfu_forwarded_bytes_total",
+            "counter",
+            "RTP payload bytes forwarded to receivers",
+            sfu.forwarded_bytes,
+        ),
+        (
+            "bridge_sfu_datagrams_dropped_total",
+            "counter",
+            "Datagrams dropped: unknown source, unparseable or rejected",
+            sfu.dropped_datagrams,
+        ),
+        (
+            "bridge_sfu_datagrams_shed_total",
+            "counter",
+            "Datagrams dropped because the SFU was behind: its queue for a meeting was full",
+            sfu.shed_datagrams,
+        ),
+        (
+            "bridge_sfu_keyframe_requests_total",
+            "counter",
+            "Keyframe requests sent to publishers",
+            sfu.keyframe_requests_sent,
+        ),
+        (
+            "bridge_sfu_keyframe_requests_coalesced_total",
+            "counter",
+            "Keyframe requests merged by the rate limit",
+            sfu.keyframe_requests_coalesced,
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+}
+
 /// Writes the roll-call series: each open meeting's state, each invited site's presence.
 pub fn render_roll_call(out: &mut String, meetings: &[OpenMeeting]) {
     let name = "bridge_meeting_in_progress";
@@ -804,6 +881,7 @@ mod tests {
             }],
         );
         render_terminals(&mut text, &[(12, health(0.5, None), Duration::ZERO)]);
+        render_totals(&mut text, 1, 1, &sfu::stats::CoreCounters::default());
         let written: std::collections::BTreeSet<&str> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE "))
