@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::Command;
 use super::front::FrontMsg;
-use super::timer::PreciseTimer;
+use super::timer::ShardTimer;
 use super::udp::MediaSocket;
 use crate::core::{CoreOutput, GoneReason, SfuConfig, SfuCore, SfuError, SfuEvent};
 use crate::stats::{CoreCounters, SfuStats};
@@ -99,13 +99,7 @@ impl Shard {
         // transport-cc feedback their estimates sank and the allocator paused video: less than
         // half the packets arrived (BENCHMARKS.md). And met to the microsecond (see `timer`):
         // str0m paces bandwidth probes finer than tokio's millisecond timers.
-        let mut timer = match PreciseTimer::new() {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(shard = self.index, error = %e, "SFU shard cannot create its timer");
-                return;
-            }
-        };
+        let mut timer = ShardTimer::new(self.index);
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             self.flush().await;
@@ -133,11 +127,7 @@ impl Shard {
                     // Each receiver's session is polled once for the whole batch.
                     self.drain_rooms();
                 }
-                woke = timer.sleep_until(deadline) => {
-                    if let Err(e) = woke {
-                        tracing::error!(shard = self.index, error = %e, "SFU shard timer failed");
-                        return;
-                    }
+                () = timer.sleep_until(deadline) => {
                     let now = Instant::now();
                     let due: Vec<MeetingId> = self
                         .rooms

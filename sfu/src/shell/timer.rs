@@ -83,6 +83,38 @@ impl PreciseTimer {
     }
 }
 
+/// A shard's timer: to the microsecond where the kernel gives a `timerfd`, tokio's
+/// millisecond timer otherwise (then str0m's probes measure low: warned once).
+pub(crate) struct ShardTimer {
+    precise: Option<PreciseTimer>,
+}
+
+impl ShardTimer {
+    pub(crate) fn new(shard: usize) -> Self {
+        match PreciseTimer::new() {
+            Ok(t) => Self { precise: Some(t) },
+            Err(e) => {
+                tracing::warn!(shard, error = %e, "no timerfd: this SFU shard's timers fall back to whole milliseconds");
+                Self { precise: None }
+            }
+        }
+    }
+
+    /// Completes once `deadline` has passed. Cancel-safe.
+    pub(crate) async fn sleep_until(&mut self, deadline: Instant) {
+        if let Some(timer) = &mut self.precise {
+            match timer.sleep_until(deadline).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the SFU shard's timerfd failed: timers fall back to whole milliseconds");
+                    self.precise = None;
+                }
+            }
+        }
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +127,14 @@ mod tests {
             timer.sleep_until(deadline).await.expect("wait");
             assert!(Instant::now() >= deadline, "woke before {wait_us} µs");
         }
+    }
+
+    #[tokio::test]
+    async fn without_a_timerfd_the_shard_still_wakes() {
+        let mut timer = ShardTimer { precise: None };
+        let deadline = Instant::now() + Duration::from_millis(2);
+        timer.sleep_until(deadline).await;
+        assert!(Instant::now() >= deadline);
     }
 
     #[tokio::test]
