@@ -632,6 +632,13 @@ impl Endpoint {
                 .filter_map(|(i, s)| Some((s.source?, i)))
                 .collect();
             self.slots_changed = true;
+            tracing::debug!(
+                endpoint = %self.id,
+                ?kind,
+                removed = removed.len() - before.0,
+                added = added.len() - before.1,
+                "slot sources changed"
+            );
         }
     }
 
