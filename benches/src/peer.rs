@@ -253,6 +253,11 @@ pub async fn wait_for_video(peers: &[Arc<Peer>], within: Duration) -> usize {
     }
 }
 
+/// Whether the generator's endpoints offer RTX, as browsers do (LOADGEN_NO_RTX=1: not).
+pub fn negotiates_rtx() -> bool {
+    std::env::var_os("LOADGEN_NO_RTX").is_none()
+}
+
 /// Whether an SDP asks for Opus DTX: `usedtx=1` in the fmtp line of its Opus payload type.
 pub fn asks_for_opus_dtx(sdp: &str) -> bool {
     let lines = || sdp.lines().map(str::trim);
@@ -301,7 +306,7 @@ impl Peer {
         // RTX (RFC 4588), as browsers negotiate it: the SFU retransmits on it and pads its
         // bandwidth probes with it. LOADGEN_NO_RTX=1 leaves it out (then str0m probes with
         // padding-only packets of its own).
-        if std::env::var_os("LOADGEN_NO_RTX").is_none() {
+        if negotiates_rtx() {
             me.register_codec(
                 RTCRtpCodecParameters {
                     rtp_codec: RTCRtpCodec {

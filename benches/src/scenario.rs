@@ -464,8 +464,7 @@ async fn measure(
         "machine": sys::machine(),
         "sfu_cpus": sys::cpus_allowed(pid),
         "generator_cpus": sys::cpus_allowed(own),
-        // Whether the generator's endpoints negotiated RTX (LOADGEN_NO_RTX=1 leaves it out).
-        "rtx": std::env::var_os("LOADGEN_NO_RTX").is_none(),
+        "rtx": peer::negotiates_rtx(),
         // Receivers held by child processes (--receiver-processes), counted apart.
         "child_receivers": children,
     });

@@ -153,6 +153,11 @@ impl<'a> Metric<'a> {
     fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
         let _ = writeln!(self.out, "{name}{{{labels}}} {value}");
     }
+
+    /// The sample of a series without labels.
+    fn only(&mut self, name: &str, value: impl std::fmt::Display) {
+        let _ = writeln!(self.out, "{name} {value}");
+    }
 }
 
 /// Writes the per-site series for the endpoints `placed` in live meetings.
@@ -479,10 +484,7 @@ pub fn render_totals(
         ),
     ];
     for (name, kind, help, value) in series {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
+        Metric::new(out, name, kind, help).only(name, value);
     }
 }
 

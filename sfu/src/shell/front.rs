@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::Command;
-use super::shard::{ShardDatagram, ShardInbox, ShardMsg};
+use super::shard::{ShardDatagram, ShardInbox};
 use super::udp::{MediaSocket, RecvBuffers};
 use crate::core::SfuError;
 use crate::stats::SfuStats;
@@ -106,11 +106,13 @@ pub(super) async fn run(
     let mut routes = Routes::default();
     let mut buffers = RecvBuffers::new();
     let mut incoming = Vec::new();
-    let send = |meeting: MeetingId, msg: ShardMsg| {
+    let send = |meeting: MeetingId, command: Command| {
         // A shard only ends when the front does.
-        let _ = shards[shard_of(meeting, shards.len())].commands.send(msg);
+        let _ = shards[shard_of(meeting, shards.len())]
+            .commands
+            .send(command);
     };
-    let deliver = |datagram: ShardDatagram| deliver(&shards, &stats, datagram);
+    let to_shard = |datagram: ShardDatagram| deliver(&shards, &stats, datagram);
     loop {
         tokio::select! {
             received = socket.recv_batch(&mut buffers, &mut incoming) => {
@@ -118,7 +120,7 @@ pub(super) async fn run(
                     tracing::debug!(error = %e, "UDP receive failed");
                 }
                 for (source, datagram) in incoming.drain(..) {
-                    route(&mut routes, &stats, source, datagram, &deliver);
+                    route(&mut routes, &stats, source, datagram, &to_shard);
                 }
             }
             msg = from_shards.recv() => match msg {
@@ -185,24 +187,24 @@ fn route(
     });
 }
 
-fn dispatch(routes: &mut Routes, command: Command, send: &impl Fn(MeetingId, ShardMsg)) {
+fn dispatch(routes: &mut Routes, command: Command, send: &impl Fn(MeetingId, Command)) {
     let endpoint = match &command {
         Command::Join {
             endpoint, meeting, ..
         } => {
             routes.endpoint_meeting.insert(*endpoint, *meeting);
-            send(*meeting, ShardMsg::Command(command));
+            send(*meeting, command);
             return;
         }
         Command::SetMediaPolicy { meeting, .. }
         | Command::MediaPolicy { meeting, .. }
         | Command::Quality { meeting, .. } => {
-            send(*meeting, ShardMsg::Command(command));
+            send(*meeting, command);
             return;
         }
         #[cfg(test)]
         Command::Explode { meeting } => {
-            send(*meeting, ShardMsg::Command(command));
+            send(*meeting, command);
             return;
         }
         Command::Impair { endpoint, percent } => {
@@ -223,7 +225,7 @@ fn dispatch(routes: &mut Routes, command: Command, send: &impl Fn(MeetingId, Sha
         | Command::Leave { endpoint } => *endpoint,
     };
     match routes.endpoint_meeting.get(&endpoint) {
-        Some(meeting) => send(*meeting, ShardMsg::Command(command)),
+        Some(meeting) => send(*meeting, command),
         None => match command {
             Command::Answer { reply, .. }
             | Command::Candidate { reply, .. }

@@ -23,9 +23,7 @@ const BATCH: usize = 64;
 
 /// Datagrams waiting for a shard at most. Past this the shard is behind (its core cannot keep
 /// up with its meetings) and the front drops what arrives, counted: media that waited longer
-/// is useless to a live meeting, and a queue without a bound grows without one. It also keeps
-/// the shard's view of the clock honest: with seconds of datagrams queued, endpoints whose
-/// packets sat in the queue looked silent and were dropped for it (BENCHMARKS.md).
+/// is useless to a live meeting, and a queue without a bound grows without one.
 pub(crate) const DATAGRAM_QUEUE: usize = 4096;
 
 /// A datagram for a room.
@@ -35,14 +33,10 @@ pub(crate) struct ShardDatagram {
     pub(crate) bytes: Vec<u8>,
 }
 
-/// A command for a room: never dropped.
-pub(crate) enum ShardMsg {
-    Command(Command),
-}
-
 /// How the front reaches a shard.
 pub(crate) struct ShardInbox {
-    pub(crate) commands: mpsc::UnboundedSender<ShardMsg>,
+    /// Commands for its rooms: never dropped.
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
     pub(crate) datagrams: mpsc::Sender<ShardDatagram>,
 }
 
@@ -90,7 +84,7 @@ impl Shard {
 
     async fn run(
         mut self,
-        mut commands: mpsc::UnboundedReceiver<ShardMsg>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
         mut datagrams: mpsc::Receiver<ShardDatagram>,
     ) {
         // Timers are met when they fall due, not gathered into slices: waking at the end of
@@ -111,7 +105,7 @@ impl Shard {
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
                 msg = commands.recv() => {
-                    let Some(ShardMsg::Command(command)) = msg else { return };
+                    let Some(command) = msg else { return };
                     self.command(Instant::now(), command);
                     self.drain_rooms();
                 }
