@@ -439,6 +439,7 @@ async fn measure(
         "delivery_ratio": expected_from_senders.map(|e| if e == 0 { 0.0 } else { round(received as f64 / e as f64, 4) }),
         "cpu_s": round(sfu_cpu, 2),
         "cpu_share_of_one_core": round(sfu_cpu / wall, 3),
+        "sfu_wakeups_per_s": sfu_start.wakeups_per_second(&sfu_end).map(|w| round(w, 0)),
         "cpu_us_per_forwarded_packet": if received > 0 { Some(round(sfu_cpu * 1e6 / received as f64, 2)) } else { None },
         "latency_p50_ms": run.latency.quantile_ms(0.5),
         "latency_p99_ms": run.latency.quantile_ms(0.99),
@@ -496,7 +497,7 @@ fn sfu_label(s: Sfu) -> &'static str {
 /// One line per run for the terminal.
 pub fn print_summary(r: &Value) {
     eprintln!(
-        "loadgen:   {} {}: {} endpoints, {} packets forwarded in {} s, SFU {} µs/packet ({} of a core), latency p50 {} ms p99 {} ms, loss {}, RSS {} B/endpoint, min fps {} (sent {}), freezes {}, generator {} of a core",
+        "loadgen:   {} {}: {} endpoints, {} packets forwarded in {} s, SFU {} µs/packet ({} of a core, {} wake-ups/s), latency p50 {} ms p99 {} ms, loss {}, RSS {} B/endpoint, min fps {} (sent {}), freezes {}, generator {} of a core",
         r["scenario"],
         r["sfu"],
         r["endpoints"],
@@ -504,6 +505,7 @@ pub fn print_summary(r: &Value) {
         r["duration_s"],
         r["cpu_us_per_forwarded_packet"],
         r["cpu_share_of_one_core"],
+        r["sfu_wakeups_per_s"],
         r["latency_p50_ms"],
         r["latency_p99_ms"],
         r["loss_ratio"],
@@ -616,7 +618,7 @@ pub fn merge_into(path: &Path, results: Vec<Value>) -> Result<()> {
 
 /// The results as a Markdown table (for BENCHMARKS.md).
 pub fn markdown_table(results: &[Value]) -> String {
-    let cols: [(&str, &str); 14] = [
+    let cols: [(&str, &str); 15] = [
         ("scenario", "scenario"),
         ("sfu", "SFU"),
         ("endpoints", "endpoints"),
@@ -624,6 +626,7 @@ pub fn markdown_table(results: &[Value]) -> String {
         ("forwarded_packets", "packets received"),
         ("cpu_share_of_one_core", "SFU CPU (cores)"),
         ("cpu_us_per_forwarded_packet", "SFU CPU µs/packet"),
+        ("sfu_wakeups_per_s", "SFU wake-ups/s"),
         ("latency_p50_ms", "latency p50 (ms)"),
         ("latency_p99_ms", "latency p99 (ms)"),
         ("loss_ratio", "loss"),

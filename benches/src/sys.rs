@@ -109,10 +109,29 @@ pub fn machine() -> serde_json::Value {
     })
 }
 
-/// A process's CPU ticks and the wall time, at one instant.
+/// How many times a process's threads have gone to sleep waiting (the sum of every thread's
+/// `voluntary_ctxt_switches`): each is a wake-up later. `None` if `/proc` does not say.
+pub fn sleeps(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        // A thread that ended between the listing and the read is simply not counted.
+        let Ok(text) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())?;
+    }
+    Some(total)
+}
+
+/// A process's CPU ticks, its threads' sleeps and the wall time, at one instant.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuMark {
     ticks: u64,
+    sleeps: Option<u64>,
     at: std::time::Instant,
 }
 
@@ -121,8 +140,16 @@ impl CpuMark {
     pub fn now(pid: u32) -> Result<Self> {
         Ok(Self {
             ticks: cpu_ticks(pid)?,
+            sleeps: sleeps(pid),
             at: std::time::Instant::now(),
         })
+    }
+
+    /// Wake-ups a second between `self` and `later`, all threads together.
+    pub fn wakeups_per_second(&self, later: &CpuMark) -> Option<f64> {
+        let wall = later.at.duration_since(self.at).as_secs_f64();
+        let sleeps = later.sleeps?.checked_sub(self.sleeps?)?;
+        (wall > 0.0).then(|| sleeps as f64 / wall)
     }
 
     /// CPU seconds used between `self` and `later`, and the wall seconds between them.

@@ -12,6 +12,7 @@ use str0m::rtp::Ssrc;
 
 use super::SfuError;
 use super::allocator::Allocator;
+use super::deadline::Deadline;
 use super::forward::StreamRewriter;
 use super::keyframe::KeyframeThrottle;
 use super::layers::{Layer, LayerSelector, layer_for_height};
@@ -438,7 +439,7 @@ pub(crate) struct Endpoint {
     pub(crate) next_timeout: Instant,
     pub(crate) last_receive: Instant,
     /// The earliest of its deadlines, as filed in the core's deadline index.
-    pub(crate) deadline: Option<Instant>,
+    pub(crate) deadline: Option<Deadline>,
     /// The latest bandwidth estimate towards this endpoint, bits per second.
     pub(crate) estimate: Option<u64>,
     pub(crate) allocator: Allocator,

@@ -8,6 +8,7 @@
 
 mod allocator;
 mod codec;
+mod deadline;
 mod endpoint;
 mod forward;
 mod keyframe;
@@ -32,6 +33,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use crate::quality::EndpointQuality;
 use crate::stats::CoreCounters;
 use crate::{EndpointId, MeetingId};
+use deadline::{Deadline, Deadlines};
 use endpoint::Endpoint;
 use layers::Layer;
 pub use media::{MAX_VIDEO_SLOTS, MAX_VIEW_ENTRIES};
@@ -234,7 +236,7 @@ pub struct SfuCore {
     slot_plans: BTreeSet<EndpointId>,
     /// Each endpoint's next deadline (see `Endpoint::deadline`), ordered: the next timeout
     /// and the endpoints due are found without visiting every endpoint of a big meeting.
-    deadlines: BTreeSet<(Instant, EndpointId)>,
+    deadlines: Deadlines,
     counters: CoreCounters,
 }
 
@@ -249,7 +251,7 @@ impl SfuCore {
             outputs: VecDeque::new(),
             dirty: Vec::new(),
             slot_plans: BTreeSet::new(),
-            deadlines: BTreeSet::new(),
+            deadlines: Deadlines::default(),
             counters: CoreCounters::default(),
         }
     }
@@ -482,9 +484,7 @@ impl SfuCore {
         let Some(mut ep) = self.endpoints.remove(&id) else {
             return;
         };
-        if let Some(t) = ep.deadline {
-            self.deadlines.remove(&(t, id));
-        }
+        self.deadlines.replace(id, ep.deadline, None);
         for source in ep.slots.iter().filter_map(|s| s.source) {
             if let Some(track) = self.track_in_mut(source) {
                 track.receivers.retain(|r| *r != id);
@@ -577,26 +577,26 @@ impl SfuCore {
         if let Err(reason) = self.drain_endpoint(now, id) {
             self.remove_gone(now, id, reason);
         }
-        self.refresh_deadline(id);
+        self.refresh_deadline(now, id);
     }
 
-    /// Polls every session with something to send or say (see [`Self::receive`]).
+    /// Polls every session with something to send or say (see [`Self::receive`]), and meets
+    /// every deadline already due: a pass made anyway spares a wake-up later (see `deadline`).
     pub fn drain(&mut self, now: Instant) {
-        self.drain_dirty(now);
+        if self.deadlines.any_due(now) {
+            self.handle_timeout(now);
+        } else {
+            self.drain_dirty(now);
+        }
     }
 
-    /// The deadline returned by [`Self::poll_timeout`] has passed (or any time earlier).
+    /// The time returned by [`Self::poll_timeout`] has come (or any time earlier: deadlines
+    /// not yet due are left alone).
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut gone = Vec::new();
         let mut due = Vec::new();
         let mut reallocate = Vec::new();
-        let due_endpoints: Vec<EndpointId> = self
-            .deadlines
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .map(|(_, id)| *id)
-            .collect();
-        for id in due_endpoints {
+        for id in self.deadlines.due(now) {
             let Some(ep) = self.endpoints.get_mut(&id) else {
                 continue;
             };
@@ -657,11 +657,11 @@ impl SfuCore {
 
     /// When [`Self::handle_timeout`] must be called next at the latest.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(t, _)| *t)
+        self.deadlines.next_wake()
     }
 
     /// Recomputes an endpoint's next deadline and files it in `deadlines`.
-    fn refresh_deadline(&mut self, id: EndpointId) {
+    fn refresh_deadline(&mut self, now: Instant, id: EndpointId) {
         let Some(ep) = self.endpoints.get_mut(&id) else {
             return;
         };
@@ -684,15 +684,11 @@ impl SfuCore {
         .flatten()
         .chain(keyframes)
         .min();
-        if next == ep.deadline {
+        if next == ep.deadline.map(|d| d.due) {
             return;
         }
-        if let Some(old) = ep.deadline {
-            self.deadlines.remove(&(old, id));
-        }
-        if let Some(new) = next {
-            self.deadlines.insert((new, id));
-        }
+        let next = next.map(|due| Deadline::new(now, due));
+        self.deadlines.replace(id, ep.deadline, next);
         ep.deadline = next;
     }
 
@@ -733,7 +729,7 @@ impl SfuCore {
             if let Err(reason) = self.drain_endpoint(now, id) {
                 failed.push((id, reason));
             }
-            self.refresh_deadline(id);
+            self.refresh_deadline(now, id);
         }
         for (id, reason) in failed {
             self.remove_gone(now, id, reason);

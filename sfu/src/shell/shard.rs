@@ -121,23 +121,14 @@ impl Shard {
                     // Each receiver's session is polled once for the whole batch.
                     self.drain_rooms();
                 }
-                () = timer.sleep_until(deadline) => {
-                    let now = Instant::now();
-                    let due: Vec<MeetingId> = self
-                        .rooms
-                        .iter()
-                        .filter(|(_, r)| r.poll_timeout().is_some_and(|t| t <= now))
-                        .map(|(m, _)| *m)
-                        .collect();
-                    for meeting in due {
-                        self.in_room(meeting, |room| room.handle_timeout(now));
-                    }
-                }
+                // Every room meets what has fallen due, not only the room that set the time.
+                () = timer.sleep_until(deadline) => self.drain_rooms(),
             }
         }
     }
 
-    /// Polls every room's sessions that have something to send or say.
+    /// Polls every room's sessions that have something to send or say, and meets the deadlines
+    /// that have fallen due.
     fn drain_rooms(&mut self) {
         let now = Instant::now();
         let rooms: Vec<MeetingId> = self.rooms.keys().copied().collect();
@@ -348,6 +339,6 @@ impl Shard {
                 }
             }
         }
-        self.socket.send_all(&mut datagrams).await;
+        self.socket.send_all(&datagrams).await;
     }
 }
