@@ -4,10 +4,14 @@
 //! replays pre-encoded VP8 and Opus at their real pace, and measures what every receiver gets
 //! while it reads the SFU's CPU time and memory from `/proc`. See `BENCHMARKS.md`.
 
+// The results object is one `json!` literal with many fields.
+#![recursion_limit = "256"]
+
 mod bridge;
 mod child;
 mod http;
 mod janus;
+mod keyframes;
 mod media;
 mod peer;
 mod rtp;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -18,8 +18,8 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::{Notify, watch};
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
@@ -28,6 +28,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpTransceiver;
 
+use crate::keyframes::{self, KeyframeRequests};
 use crate::media::{self, AudioClip, VideoClip};
 use crate::rtp::{self as lrtp, Histogram, Kind, SharedStreams, StreamState};
 
@@ -92,6 +93,11 @@ pub struct Run {
     /// The longest the generator's async runtime was late to wake a 100 ms timer, in µs: a
     /// generator starved of CPU stops answering for its endpoints (see [`watch_stalls`]).
     pub max_stall_us: AtomicU64,
+    /// Keyframe requests (PLI, FIR) the publishers received in the window.
+    pub keyframe_requests: AtomicU64,
+    /// Frames the publishers skipped in the window to answer them with their clips' next
+    /// keyframe.
+    pub frames_skipped: AtomicU64,
 }
 
 /// Watches the generator's own runtime until `run.stop`: how late a 100 ms timer fires. A
@@ -337,6 +343,8 @@ impl Peer {
         me.register_header_extension(cap(ext::AUDIO_LEVEL), RtpCodecKind::Audio, None)?;
         let registry = configure_nack(Registry::new(), &mut me);
         let registry = configure_rtcp_reports(registry);
+        // Keyframe requests reach the publisher, which answers them as an encoder would.
+        let registry = registry.with(Slot::from(keyframes::SLOT), KeyframeRequests::default());
         // Transport-wide congestion control feedback, so the SFU's bandwidth estimator sees a
         // real receiver. Only for a diagnosis can it be left out (LOADGEN_NO_TWCC=1).
         let registry = if std::env::var_os("LOADGEN_NO_TWCC").is_some() {
@@ -545,6 +553,8 @@ impl Peer {
             (Some(tx), Some(track)) => Some(VideoOut {
                 out: Out::new(tx, track.clone()).await?,
                 asked: self.asked_layers.clone(),
+                keyframe_wanted: watch_keyframe_requests(track.clone(), run.clone()),
+                skipped: 0,
                 layers: self
                     .publish
                     .video
@@ -727,6 +737,39 @@ struct VideoOut {
     layers: Vec<LayerOut>,
     /// Layers at and above this index are suspended by the SFU.
     asked: Arc<AtomicU8>,
+    /// A receiver asked for a keyframe since the last frame was sent.
+    keyframe_wanted: Arc<AtomicBool>,
+    /// Frames of the clips skipped so far to answer keyframe requests.
+    skipped: usize,
+}
+
+/// Watches a sent video track for keyframe requests until it is closed; the flag it returns is
+/// raised at each.
+fn watch_keyframe_requests(track: Arc<TrackLocalStaticRTP>, run: Arc<Run>) -> Arc<AtomicBool> {
+    let wanted = Arc::new(AtomicBool::new(false));
+    let flag = wanted.clone();
+    tokio::spawn(async move {
+        while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
+            if packets
+                .iter()
+                .any(|p| keyframes::is_keyframe_request(p.as_ref()))
+            {
+                flag.store(true, Ordering::Relaxed);
+                if run.measuring() {
+                    run.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    wanted
+}
+
+/// How many frames from `index` to the clip's next keyframe (0 if `index` is one).
+fn frames_to_keyframe(clip: &VideoClip, index: usize) -> usize {
+    let len = clip.frames.len();
+    (0..len)
+        .find(|k| clip.frames[(index + k) % len].keyframe)
+        .unwrap_or(0)
 }
 
 struct AudioOut {
@@ -787,6 +830,18 @@ async fn publish_loop(
 }
 
 async fn send_video_frame(v: &mut VideoOut, index: usize, n: u32, run: &Run) {
+    // A keyframe was asked for: the clips' next one goes now (every layer's clip has its
+    // keyframes at the same frames).
+    if v.keyframe_wanted.swap(false, Ordering::Relaxed)
+        && let Some(first) = v.layers.first()
+    {
+        let skip = frames_to_keyframe(&first.clip, index + v.skipped);
+        v.skipped += skip;
+        if run.measuring() {
+            run.frames_skipped.fetch_add(skip as u64, Ordering::Relaxed);
+        }
+    }
+    let index = index + v.skipped;
     // The lowest layer is never suspended.
     let asked = usize::from(v.asked.load(Ordering::Relaxed).max(1));
     for layer in v.layers.iter_mut().take(asked) {

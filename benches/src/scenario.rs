@@ -461,6 +461,8 @@ async fn measure(
         "generator_rss_bytes": gen_rss,
         "generator_max_stall_ms": run.max_stall_us.load(Ordering::Relaxed) as f64 / 1000.0,
         "generator_send_errors": run.send_errors.load(Ordering::Relaxed),
+        "keyframe_requests": run.keyframe_requests.load(Ordering::Relaxed),
+        "frames_skipped_for_keyframes": run.frames_skipped.load(Ordering::Relaxed),
         "bridge_errors": eps.bridge_sessions.iter().map(|s| s.errors.load(Ordering::Relaxed)).sum::<u64>(),
         "machine": sys::machine(),
         "sfu_cpus": sys::cpus_allowed(pid),
@@ -497,7 +499,7 @@ fn sfu_label(s: Sfu) -> &'static str {
 /// One line per run for the terminal.
 pub fn print_summary(r: &Value) {
     eprintln!(
-        "loadgen:   {} {}: {} endpoints, {} packets forwarded in {} s, SFU {} µs/packet ({} of a core, {} wake-ups/s), latency p50 {} ms p99 {} ms, loss {}, RSS {} B/endpoint, min fps {} (sent {}), freezes {}, generator {} of a core",
+        "loadgen:   {} {}: {} endpoints, {} packets forwarded in {} s, SFU {} µs/packet ({} of a core, {} wake-ups/s), latency p50 {} ms p99 {} ms, loss {}, RSS {} B/endpoint, min fps {} (sent {}), freezes {}, keyframe requests {} ({} frames skipped), generator {} of a core",
         r["scenario"],
         r["sfu"],
         r["endpoints"],
@@ -513,6 +515,8 @@ pub fn print_summary(r: &Value) {
         r["min_receiver_fps"],
         r["sent_fps"],
         r["freezes"],
+        r["keyframe_requests"],
+        r["frames_skipped_for_keyframes"],
         r["generator_cpu_share_of_one_core"],
     );
     let c = &r["child_receivers"];

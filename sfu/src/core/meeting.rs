@@ -15,6 +15,11 @@ pub(crate) const MAX_AUDIO_SLOTS: usize = 16;
 
 /// How often speakers are re-evaluated while audio flows.
 const SPEAKER_EVALUATION: Duration = Duration::from_millis(100);
+/// A site shown under last-N keeps its place until this long after it last talked (unless it
+/// leaves, or a new dominant speaker needs the place): when many rooms talk at once, the
+/// loudest few change at every evaluation, and tiles must not change faster than people can
+/// follow, nor faster than publishers can send the keyframe each new tile needs.
+pub(crate) const MIN_SHOWN: Duration = Duration::from_secs(5);
 
 /// Whose audio a meeting forwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,8 +90,11 @@ pub(crate) struct Meeting {
     next_evaluation: Option<Instant>,
     /// Signaling set the policy: keep the meeting even while empty.
     pub(crate) explicit_policy: bool,
-    /// Each member's rank for last-N: recent speakers first, then joining order.
+    /// Each member's rank for last-N: those shown (see `shown`) first, in the order below.
     video_rank: HashMap<EndpointId, usize>,
+    /// Under last-N, the sites whose video is shown, and when each last talked while shown
+    /// (see `hold_shown`).
+    shown: Vec<(EndpointId, Option<Instant>)>,
 }
 
 impl Meeting {
@@ -98,6 +106,7 @@ impl Meeting {
             next_evaluation: None,
             explicit_policy: false,
             video_rank: HashMap::new(),
+            shown: Vec::new(),
         }
     }
 
@@ -105,23 +114,23 @@ impl Meeting {
         &self.policy
     }
 
-    pub(crate) fn set_policy(&mut self, policy: MediaPolicy) {
+    pub(crate) fn set_policy(&mut self, now: Instant, policy: MediaPolicy) {
         if policy.loudest_n != self.policy.loudest_n {
             self.speakers = SpeakerDetector::new(policy.loudest_n);
         }
         self.policy = policy;
-        self.rank_video();
+        self.rank_video(now);
     }
 
-    pub(crate) fn add(&mut self, id: EndpointId) {
+    pub(crate) fn add(&mut self, now: Instant, id: EndpointId) {
         self.members.push(id);
-        self.rank_video();
+        self.rank_video(now);
     }
 
-    pub(crate) fn remove(&mut self, id: EndpointId) {
+    pub(crate) fn remove(&mut self, now: Instant, id: EndpointId) {
         self.members.retain(|m| *m != id);
         self.speakers.remove(id);
-        self.rank_video();
+        self.rank_video(now);
     }
 
     /// Whether `receiver` gets `source`'s video under last-N. The receiver is not counted
@@ -136,10 +145,10 @@ impl Meeting {
         s < p.last_n || (s == p.last_n && r < p.last_n)
     }
 
-    fn rank_video(&mut self) {
-        self.video_rank.clear();
+    fn rank_video(&mut self, now: Instant) {
         // Who spoke last first, then who speaks now without having been dominant yet, then
         // everyone else in joining order.
+        let mut desired: HashMap<EndpointId, usize> = HashMap::new();
         let recent = self
             .speakers
             .recent()
@@ -147,9 +156,35 @@ impl Meeting {
             .chain(self.speakers.speaking())
             .filter(|s| self.members.contains(s));
         for id in recent.chain(self.members.iter()) {
-            let next = self.video_rank.len();
-            self.video_rank.entry(*id).or_insert(next);
+            let next = desired.len();
+            desired.entry(*id).or_insert(next);
         }
+        let mut order: Vec<EndpointId> = self.members.clone();
+        order.sort_by_key(|id| desired.get(id).copied().unwrap_or(usize::MAX));
+        // The N + 1 best are shown (a receiver among them does not see itself), held.
+        if self.policy.last_n > 0 {
+            let dominant = self
+                .speakers
+                .dominant()
+                .filter(|d| self.members.contains(d));
+            self.shown = hold_shown(
+                &self.shown,
+                &order,
+                self.speakers.speaking(),
+                dominant,
+                self.policy.last_n + 1,
+                now,
+            );
+            let shown: Vec<EndpointId> = self.shown.iter().map(|(id, _)| *id).collect();
+            order.sort_by_key(|id| !shown.contains(id));
+        } else {
+            self.shown.clear();
+        }
+        self.video_rank = order
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| (id, i))
+            .collect();
     }
 
     /// An audio packet from `source` arrived: whether to forward it, and what changed.
@@ -175,7 +210,7 @@ impl Meeting {
                 || loudest_before != self.speakers.loudest()
                 || speaking_before != self.speakers.speaking()
             {
-                self.rank_video();
+                self.rank_video(now);
                 reassign = true;
             }
         }
@@ -273,5 +308,157 @@ impl Meeting {
                 p.loudest_n == 0 || self.speakers.is_loud(source) || !self.speakers.knows(source)
             }
         }
+    }
+}
+
+/// The sites shown under last-N, each with when it last talked (spoke loud enough to rank
+/// among the loudest, or was the dominant speaker) while shown: the `places` best of `desired`
+/// (best first), except that a site keeps its place until [`MIN_SHOWN`] after it last talked,
+/// and the dominant speaker takes a place at once, from the least wanted held one if it must.
+/// In `desired` order.
+fn hold_shown(
+    shown: &[(EndpointId, Option<Instant>)],
+    desired: &[EndpointId],
+    talking: &[EndpointId],
+    dominant: Option<EndpointId>,
+    places: usize,
+    now: Instant,
+) -> Vec<(EndpointId, Option<Instant>)> {
+    let is_talking = |id: &EndpointId| talking.contains(id) || Some(*id) == dominant;
+    let last_talk = |id: &EndpointId| {
+        if is_talking(id) {
+            return Some(now);
+        }
+        shown.iter().find(|(s, _)| s == id).and_then(|(_, t)| *t)
+    };
+    let was_shown = |id: &EndpointId| shown.iter().any(|(s, _)| s == id);
+    let held = |id: &EndpointId| {
+        was_shown(id) && last_talk(id).is_some_and(|t| now.saturating_duration_since(t) < MIN_SHOWN)
+    };
+    // Those held, and the dominant speaker, in `desired` order (leavers are not in it).
+    let mut next: Vec<EndpointId> = desired
+        .iter()
+        .filter(|id| held(id) || Some(**id) == dominant)
+        .copied()
+        .collect();
+    while next.len() > places {
+        // The least wanted that is not the dominant speaker.
+        let Some(i) = next.iter().rposition(|id| Some(*id) != dominant) else {
+            break;
+        };
+        next.remove(i);
+    }
+    for id in desired {
+        if next.len() >= places {
+            break;
+        }
+        if !next.contains(id) {
+            next.push(*id);
+        }
+    }
+    next.sort_by_key(|id| desired.iter().position(|d| d == id));
+    next.into_iter().map(|id| (id, last_talk(&id))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[u64]) -> Vec<EndpointId> {
+        list.iter().map(|i| EndpointId(*i)).collect()
+    }
+
+    fn shown_ids(shown: &[(EndpointId, Option<Instant>)]) -> Vec<u64> {
+        shown.iter().map(|(id, _)| id.0).collect()
+    }
+
+    #[test]
+    fn a_site_that_talked_keeps_its_place_for_the_minimum_then_yields() {
+        let t0 = Instant::now();
+        let shown = hold_shown(
+            &[],
+            &ids(&[1, 2, 3, 4, 5, 6]),
+            &ids(&[1, 2, 3]),
+            None,
+            3,
+            t0,
+        );
+        assert_eq!(shown_ids(&shown), [1, 2, 3]);
+
+        // 5 and 6 talk now: wanted first, but 1–3 talked only a second ago.
+        let desired = ids(&[5, 6, 1, 2, 3, 4]);
+        let talking = ids(&[5, 6]);
+        let t1 = t0 + Duration::from_secs(1);
+        let held = hold_shown(&shown, &desired, &talking, None, 3, t1);
+        assert_eq!(shown_ids(&held), [1, 2, 3]);
+
+        // Once the minimum has passed since they talked, the talkers take the places of the
+        // least wanted.
+        let t2 = t0 + MIN_SHOWN;
+        let after = hold_shown(&held, &desired, &talking, None, 3, t2);
+        assert_eq!(shown_ids(&after), [5, 6, 1]);
+        let talked: Vec<Option<Instant>> = after.iter().map(|(_, t)| *t).collect();
+        assert_eq!(talked, [Some(t2), Some(t2), Some(t0)]);
+    }
+
+    #[test]
+    fn sites_shown_only_to_fill_the_places_yield_at_once() {
+        let t0 = Instant::now();
+        let shown = hold_shown(&[], &ids(&[1, 2, 3, 4, 5]), &[], None, 3, t0);
+        assert_eq!(shown_ids(&shown), [1, 2, 3]);
+        let next = hold_shown(&shown, &ids(&[5, 1, 2, 3, 4]), &ids(&[5]), None, 3, t0);
+        assert_eq!(shown_ids(&next), [5, 1, 2]);
+    }
+
+    #[test]
+    fn the_dominant_speaker_is_shown_at_once_in_place_of_the_least_wanted_held() {
+        let t0 = Instant::now();
+        let shown = hold_shown(&[], &ids(&[1, 2, 3, 4]), &ids(&[1, 2, 3]), None, 3, t0);
+        let t1 = t0 + Duration::from_millis(500);
+        let next = hold_shown(&shown, &ids(&[4, 1, 2, 3]), &[], Some(EndpointId(4)), 3, t1);
+        assert_eq!(shown_ids(&next), [4, 1, 2]);
+    }
+
+    #[test]
+    fn leavers_free_their_places_at_once() {
+        let t0 = Instant::now();
+        let shown = hold_shown(&[], &ids(&[1, 2, 3, 4]), &ids(&[1, 2, 3]), None, 3, t0);
+        // 2 left: it is no longer among the members, so not in `desired`.
+        let next = hold_shown(&shown, &ids(&[1, 3, 4]), &ids(&[1, 3]), None, 3, t0);
+        assert_eq!(shown_ids(&next), [1, 3, 4]);
+    }
+
+    #[test]
+    fn with_many_rooms_talking_the_shown_set_changes_no_faster_than_the_hold_allows() {
+        // 30 members; every 100 ms three others are the loudest, as in a meeting where all
+        // rooms talk. Nine places plus one.
+        let t0 = Instant::now();
+        let members: Vec<u64> = (1..=30).collect();
+        let mut shown = Vec::new();
+        let mut entries = 0;
+        let steps = 600; // 60 s
+        for step in 0..steps {
+            let now = t0 + Duration::from_millis(100) * step;
+            let loud: Vec<u64> = (0..3)
+                .map(|k| 1 + (u64::from(step) * 7 + k * 11) % 30)
+                .collect();
+            let mut desired = loud.clone();
+            desired.extend(members.iter().filter(|m| !loud.contains(m)));
+            let next = hold_shown(&shown, &ids(&desired), &ids(&loud), None, 10, now);
+            entries += next
+                .iter()
+                .filter(|(id, _)| !shown.iter().any(|(s, _)| s == id))
+                .count();
+            shown = next;
+            assert_eq!(shown.len(), 10);
+        }
+        // After the first ten, each place takes a new site at most once per MIN_SHOWN; without
+        // the hold it would be three every step.
+        let bound = 10 + 10 * (steps as usize / 10) / MIN_SHOWN.as_secs() as usize;
+        assert!(
+            entries <= bound,
+            "{entries} new sites shown, at most {bound} expected"
+        );
+        assert!(entries > 10, "the talkers must get in");
     }
 }

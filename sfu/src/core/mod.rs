@@ -298,7 +298,7 @@ impl SfuCore {
             .meetings
             .entry(meeting)
             .or_insert_with(|| Meeting::new(policy.clone()));
-        m.set_policy(policy);
+        m.set_policy(now, policy);
         m.explicit_policy = true;
         let members = m.members.clone();
         self.plan_meeting_slots(meeting);
@@ -427,7 +427,7 @@ impl SfuCore {
             .meetings
             .entry(meeting)
             .or_insert_with(|| Meeting::new(policy.clone()));
-        m.add(id);
+        m.add(now, id);
         self.plan_meeting_slots(meeting);
         self.mark_dirty(id);
         self.drain_dirty(now);
@@ -498,7 +498,7 @@ impl SfuCore {
         let Some(m) = self.meetings.get_mut(&meeting) else {
             return;
         };
-        m.remove(id);
+        m.remove(now, id);
         if m.members.is_empty() {
             if !m.explicit_policy {
                 self.meetings.remove(&meeting);
