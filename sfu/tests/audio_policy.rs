@@ -269,3 +269,43 @@ fn rooms_silent_with_dtx_stay_in_the_meeting_and_the_speaker_is_heard() {
         "{from_listeners} packets from the silent rooms in 4 s"
     );
 }
+
+#[test]
+fn last_n_holds_a_site_in_view_while_many_rooms_talk_at_once() {
+    // Eight rooms all talking, a different three loudest every 250 ms; last-N 3. Without a
+    // hold each receiver's videos would follow the loudest three, changing faster than
+    // keyframes (or people) can follow.
+    let mut sim = meeting_of(8);
+    sim.core.set_media_policy(
+        sim.now,
+        MEETING,
+        MediaPolicy {
+            last_n: 3,
+            ..MediaPolicy::default()
+        },
+    );
+    let mut step = 0usize;
+    let mut talk = |sim: &mut Sim, duration: Duration| {
+        let end = sim.now + duration;
+        while sim.now < end {
+            for (i, c) in sim.clients.iter_mut().enumerate() {
+                let loud = (0..3).any(|k| (step * 3 + k * 5) % 8 == i);
+                c.audio_level = if loud { -15 } else { -45 };
+            }
+            step += 1;
+            sim.run_for(Duration::from_millis(250));
+        }
+    };
+    talk(&mut sim, 4 * SECOND);
+    let t = sim.now;
+    talk(&mut sim, 4 * SECOND);
+    for receiver in 0..8 {
+        let sources: Vec<usize> = (0..8)
+            .filter(|o| sim.clients[receiver].count_from_since(*o as u8, MediaKind::Video, t) > 0)
+            .collect();
+        assert!(
+            (3..=4).contains(&sources.len()),
+            "receiver {receiver} got video of {sources:?} in 4 s (three places, at most one change)"
+        );
+    }
+}
