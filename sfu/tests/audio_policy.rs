@@ -309,3 +309,46 @@ fn last_n_holds_a_site_in_view_while_many_rooms_talk_at_once() {
         );
     }
 }
+
+#[test]
+fn a_talker_waiting_for_a_place_gets_it_when_the_hold_runs_out() {
+    // Last-N 1: two places, and a receiver among them sees the other. 0 and 1 talk; then 1
+    // falls silent and 3 talks, softer than 0 (so it never becomes the dominant speaker), and
+    // nothing else changes: 3 must take 1's place once 1's hold has run out.
+    let mut sim = meeting_of(4);
+    sim.core.set_media_policy(
+        sim.now,
+        MEETING,
+        MediaPolicy {
+            last_n: 1,
+            ..MediaPolicy::default()
+        },
+    );
+    let levels = |sim: &mut Sim, l: [i8; 4]| {
+        for (c, level) in sim.clients.iter_mut().zip(l) {
+            c.audio_level = level;
+        }
+    };
+    levels(&mut sim, [-15, -20, -127, -127]);
+    sim.run_for(2 * SECOND);
+    levels(&mut sim, [-15, -127, -127, -22]);
+    sim.run_for(2 * SECOND);
+    let t = sim.now;
+    sim.run_for(SECOND);
+    // What the dominant speaker (0) sees: the other place.
+    let seen_by_0 = |sim: &Sim, o: u8, t| sim.clients[0].count_from_since(o, MediaKind::Video, t);
+    assert!(
+        seen_by_0(&sim, 1, t) > 0,
+        "1 is still held two seconds after it spoke"
+    );
+    assert_eq!(seen_by_0(&sim, 3, t), 0, "3 waits for a place");
+    sim.run_for(4 * SECOND);
+    let t = sim.now;
+    sim.run_for(SECOND);
+    assert!(seen_by_0(&sim, 3, t) > 0, "3 has 1's place");
+    assert_eq!(seen_by_0(&sim, 1, t), 0, "1 has yielded");
+    assert!(
+        sim.clients[2].count_from_since(0, MediaKind::Video, t) > 0,
+        "the others see the dominant speaker"
+    );
+}

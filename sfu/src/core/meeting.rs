@@ -95,6 +95,9 @@ pub(crate) struct Meeting {
     /// Under last-N, the sites whose video is shown, and when each last talked while shown
     /// (see `hold_shown`).
     shown: Vec<(EndpointId, Option<Instant>)>,
+    /// When the first hold of `shown` runs out: the ranking is made again then, even if no
+    /// speaker changed (a site may be waiting for that place).
+    hold_expiry: Option<Instant>,
 }
 
 impl Meeting {
@@ -107,6 +110,7 @@ impl Meeting {
             explicit_policy: false,
             video_rank: HashMap::new(),
             shown: Vec::new(),
+            hold_expiry: None,
         }
     }
 
@@ -145,7 +149,8 @@ impl Meeting {
         s < p.last_n || (s == p.last_n && r < p.last_n)
     }
 
-    fn rank_video(&mut self, now: Instant) {
+    /// Ranks the members for last-N; whether any rank changed.
+    fn rank_video(&mut self, now: Instant) -> bool {
         // Who spoke last first, then who speaks now without having been dominant yet, then
         // everyone else in joining order.
         let mut desired: HashMap<EndpointId, usize> = HashMap::new();
@@ -175,16 +180,26 @@ impl Meeting {
                 self.policy.last_n + 1,
                 now,
             );
+            self.hold_expiry = self
+                .shown
+                .iter()
+                .filter_map(|(_, talked)| talked.map(|t| t + MIN_SHOWN))
+                .filter(|expiry| *expiry > now)
+                .min();
             let shown: Vec<EndpointId> = self.shown.iter().map(|(id, _)| *id).collect();
             order.sort_by_key(|id| !shown.contains(id));
         } else {
             self.shown.clear();
+            self.hold_expiry = None;
         }
-        self.video_rank = order
+        let rank: HashMap<EndpointId, usize> = order
             .into_iter()
             .enumerate()
             .map(|(i, id)| (id, i))
             .collect();
+        let changed = rank != self.video_rank;
+        self.video_rank = rank;
+        changed
     }
 
     /// An audio packet from `source` arrived: whether to forward it, and what changed.
@@ -212,6 +227,8 @@ impl Meeting {
             {
                 self.rank_video(now);
                 reassign = true;
+            } else if self.hold_expiry.is_some_and(|t| now >= t) {
+                reassign |= self.rank_video(now);
             }
         }
         AudioVerdict {
