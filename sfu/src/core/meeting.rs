@@ -45,7 +45,8 @@ pub struct MediaPolicy {
     /// In open mode, how many of the loudest are forwarded (0: all).
     pub loudest_n: usize,
     /// Video of only this many sources reaches each receiver: the most recent speakers, then
-    /// the others in joining order; the chair and floor holder always (0: all).
+    /// the others in joining order, a site shown staying until 5 s after it last
+    /// talked; the chair and floor holder always (0: all).
     pub last_n: usize,
     /// The site the chair put in the spotlight: its video goes to everyone, first, like the
     /// floor holder's (its audio follows the usual rules).
