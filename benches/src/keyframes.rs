@@ -5,7 +5,7 @@
 //! RTCP path inside its interceptor chain unless an interceptor marks a packet for the
 //! application, so [`KeyframeRequests`] marks these two kinds (and lets nothing else through).
 //! The publisher then answers the only way pre-encoded media can: it skips ahead in its clip to
-//! the next keyframe, which it sends at once (see `peer::VideoOut`).
+//! the next keyframe, which it sends as its next frame (see `peer::VideoOut`).
 
 use std::collections::VecDeque;
 use std::time::Instant;

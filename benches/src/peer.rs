@@ -837,6 +837,13 @@ async fn send_video_frame(v: &mut VideoOut, index: usize, n: u32, run: &Run) {
     {
         let skip = frames_to_keyframe(&first.clip, index + v.skipped);
         v.skipped += skip;
+        debug_assert!(
+            v.layers.iter().all(|l| {
+                let frames = &l.clip.frames;
+                frames[(index + v.skipped) % frames.len()].keyframe
+            }),
+            "the layers' clips have their keyframes at the same frames"
+        );
         if run.measuring() {
             run.frames_skipped.fetch_add(skip as u64, Ordering::Relaxed);
         }

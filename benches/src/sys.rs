@@ -110,7 +110,9 @@ pub fn machine() -> serde_json::Value {
 }
 
 /// How many times a process's threads have gone to sleep waiting (the sum of every thread's
-/// `voluntary_ctxt_switches`): each is a wake-up later. `None` if `/proc` does not say.
+/// `voluntary_ctxt_switches`): each is a wake-up later, whatever it waited for (a timer, a
+/// socket, a lock). Only threads alive at the reading count: a thread that ends between two
+/// readings takes its count with it. `None` if `/proc` does not say.
 pub fn sleeps(pid: u32) -> Option<u64> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut total = 0;

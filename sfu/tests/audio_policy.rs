@@ -352,3 +352,46 @@ fn a_talker_waiting_for_a_place_gets_it_when_the_hold_runs_out() {
         "the others see the dominant speaker"
     );
 }
+
+#[test]
+fn a_site_is_held_for_the_full_time_after_it_stops_talking() {
+    // Last-N 1, two places: 0 and 1 talk for 8 s while 3 talks softer and waits. When 1
+    // stops, it keeps its place for 5 s more, however long it had talked.
+    let mut sim = meeting_of(4);
+    sim.core.set_media_policy(
+        sim.now,
+        MEETING,
+        MediaPolicy {
+            last_n: 1,
+            ..MediaPolicy::default()
+        },
+    );
+    for (c, level) in sim.clients.iter_mut().zip([-15, -20, -127, -22]) {
+        c.audio_level = level;
+    }
+    sim.run_for(8 * SECOND);
+    sim.clients[1].audio_level = -127;
+    let stopped = sim.now;
+    sim.run_for(8 * SECOND);
+    // When the SFU put 3 on the video slot of 0 (who, being in a place, sees the other one).
+    let (zero, three) = (sim.clients[0].id, sim.clients[3].id);
+    let moved = sim
+        .events
+        .iter()
+        .find_map(|(t, e)| match e {
+            SfuEvent::Slots { endpoint, slots }
+                if *endpoint == zero
+                    && *t > stopped
+                    && slots.iter().any(|s| s.source == Some(three)) =>
+            {
+                Some(*t - stopped)
+            }
+            _ => None,
+        })
+        .expect("3 gets the place");
+    // 1's voice fades below speech within half a second of its last packet.
+    assert!(
+        moved >= 5 * SECOND && moved <= 6 * SECOND,
+        "3 took 1's place {moved:?} after 1 stopped talking"
+    );
+}

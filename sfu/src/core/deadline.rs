@@ -6,9 +6,10 @@
 //! more than the work it did (BENCHMARKS.md). So a deadline set far ahead may be met a little
 //! late, within an eighth of how far ahead it was set and at most [`MAX_LATENESS`]; any pass
 //! the shard makes anyway (a packet arrived, another deadline fell due) meets every deadline
-//! already due. A deadline set close, which is how str0m paces packets and bandwidth probes,
-//! is met on time: probes spaced 1.5 ms apart must leave that far apart, or they measure a
-//! slower link than there is.
+//! already due. A deadline set close is met on time: that is how str0m paces bandwidth probes
+//! and, above about 1 Mb/s, media (1,200-byte packets less than 10 ms apart); probes spaced
+//! 1.5 ms apart must leave that far apart, or they measure a slower link than there is. Below
+//! that rate a paced packet may leave up to an eighth of its spacing late (at most 5 ms).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -178,15 +178,10 @@ impl Meeting {
                 &order,
                 self.speakers.speaking(),
                 dominant,
-                self.policy.last_n + 1,
+                self.policy.last_n.saturating_add(1),
                 now,
             );
-            self.hold_expiry = self
-                .shown
-                .iter()
-                .filter_map(|(_, talked)| talked.map(|t| t + MIN_SHOWN))
-                .filter(|expiry| *expiry > now)
-                .min();
+            self.hold_expiry = hold_expiry(&self.shown, now);
             let shown: Vec<EndpointId> = self.shown.iter().map(|(id, _)| *id).collect();
             order.sort_by_key(|id| !shown.contains(id));
         } else {
@@ -201,6 +196,20 @@ impl Meeting {
         let changed = rank != self.video_rank;
         self.video_rank = rank;
         changed
+    }
+
+    /// Marks the shown sites that talk now (speak among the loudest, or are the dominant
+    /// speaker) as having talked now: each is held until [`MIN_SHOWN`] after it last talked,
+    /// whenever the ranking was last made.
+    fn note_talkers(&mut self, now: Instant) {
+        let dominant = self.speakers.dominant();
+        let speaking = self.speakers.speaking();
+        for (id, talked) in &mut self.shown {
+            if Some(*id) == dominant || speaking.contains(id) {
+                *talked = Some(now);
+            }
+        }
+        self.hold_expiry = hold_expiry(&self.shown, now);
     }
 
     /// An audio packet from `source` arrived: whether to forward it, and what changed.
@@ -222,14 +231,14 @@ impl Meeting {
             let speaking_before = self.speakers.speaking().to_vec();
             change = self.speakers.evaluate(now);
             self.next_evaluation = Some(now + SPEAKER_EVALUATION);
-            if change.is_some()
-                || loudest_before != self.speakers.loudest()
-                || speaking_before != self.speakers.speaking()
-            {
-                self.rank_video(now);
-                reassign = true;
-            } else if self.hold_expiry.is_some_and(|t| now >= t) {
-                reassign |= self.rank_video(now);
+            let hold_ran_out = self.hold_expiry.is_some_and(|t| now >= t);
+            self.note_talkers(now);
+            // Who is heard, and how much each video matters, follow the loudest and the
+            // dominant speaker; who is seen follows the ranks.
+            let heard_changed = change.is_some() || loudest_before != self.speakers.loudest();
+            if heard_changed || speaking_before != self.speakers.speaking() || hold_ran_out {
+                let ranks_changed = self.rank_video(now);
+                reassign |= heard_changed || ranks_changed;
             }
         }
         AudioVerdict {
@@ -327,6 +336,15 @@ impl Meeting {
             }
         }
     }
+}
+
+/// When the first hold of `shown` runs out, if one has yet to.
+fn hold_expiry(shown: &[(EndpointId, Option<Instant>)], now: Instant) -> Option<Instant> {
+    shown
+        .iter()
+        .filter_map(|(_, talked)| talked.map(|t| t + MIN_SHOWN))
+        .filter(|expiry| *expiry > now)
+        .min()
 }
 
 /// The sites shown under last-N, each with when it last talked (spoke loud enough to rank
