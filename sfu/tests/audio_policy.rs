@@ -21,6 +21,27 @@ fn meeting_of(n: usize) -> Sim {
     sim
 }
 
+/// A meeting of `n` where video reaches each receiver from `last_n` sources only.
+fn last_n_meeting(n: usize, last_n: usize) -> Sim {
+    let mut sim = meeting_of(n);
+    sim.core.set_media_policy(
+        sim.now,
+        MEETING,
+        MediaPolicy {
+            last_n,
+            ..MediaPolicy::default()
+        },
+    );
+    sim
+}
+
+/// Sets every participant's audio level, in joining order.
+fn set_levels(sim: &mut Sim, levels: &[i8]) {
+    for (c, level) in sim.clients.iter_mut().zip(levels) {
+        c.audio_level = *level;
+    }
+}
+
 fn speaker_events(sim: &Sim) -> Vec<(Duration, EndpointId)> {
     sim.events
         .iter()
@@ -192,15 +213,7 @@ fn a_muted_endpoint_is_not_heard_whatever_it_sends() {
 
 #[test]
 fn last_n_forwards_video_of_the_recent_speakers_then_the_first_joined() {
-    let mut sim = meeting_of(6);
-    sim.core.set_media_policy(
-        sim.now,
-        MEETING,
-        MediaPolicy {
-            last_n: 2,
-            ..MediaPolicy::default()
-        },
-    );
+    let mut sim = last_n_meeting(6, 2);
     let video_since = |sim: &Sim, receiver: usize, t| -> Vec<usize> {
         (0..sim.clients.len())
             .filter(|o| sim.clients[receiver].count_from_since(*o as u8, MediaKind::Video, t) > 0)
@@ -275,15 +288,7 @@ fn last_n_holds_a_site_in_view_while_many_rooms_talk_at_once() {
     // Eight rooms all talking, a different three loudest every 250 ms; last-N 3. Without a
     // hold each receiver's videos would follow the loudest three, changing faster than
     // keyframes (or people) can follow.
-    let mut sim = meeting_of(8);
-    sim.core.set_media_policy(
-        sim.now,
-        MEETING,
-        MediaPolicy {
-            last_n: 3,
-            ..MediaPolicy::default()
-        },
-    );
+    let mut sim = last_n_meeting(8, 3);
     let mut step = 0usize;
     let mut talk = |sim: &mut Sim, duration: Duration| {
         let end = sim.now + duration;
@@ -315,23 +320,10 @@ fn a_talker_waiting_for_a_place_gets_it_when_the_hold_runs_out() {
     // Last-N 1: two places, and a receiver among them sees the other. 0 and 1 talk; then 1
     // falls silent and 3 talks, softer than 0 (so it never becomes the dominant speaker), and
     // nothing else changes: 3 must take 1's place once 1's hold has run out.
-    let mut sim = meeting_of(4);
-    sim.core.set_media_policy(
-        sim.now,
-        MEETING,
-        MediaPolicy {
-            last_n: 1,
-            ..MediaPolicy::default()
-        },
-    );
-    let levels = |sim: &mut Sim, l: [i8; 4]| {
-        for (c, level) in sim.clients.iter_mut().zip(l) {
-            c.audio_level = level;
-        }
-    };
-    levels(&mut sim, [-15, -20, -127, -127]);
+    let mut sim = last_n_meeting(4, 1);
+    set_levels(&mut sim, &[-15, -20, -127, -127]);
     sim.run_for(2 * SECOND);
-    levels(&mut sim, [-15, -127, -127, -22]);
+    set_levels(&mut sim, &[-15, -127, -127, -22]);
     sim.run_for(2 * SECOND);
     let t = sim.now;
     sim.run_for(SECOND);
@@ -357,18 +349,8 @@ fn a_talker_waiting_for_a_place_gets_it_when_the_hold_runs_out() {
 fn a_site_is_held_for_the_full_time_after_it_stops_talking() {
     // Last-N 1, two places: 0 and 1 talk for 8 s while 3 talks softer and waits. When 1
     // stops, it keeps its place for 5 s more, however long it had talked.
-    let mut sim = meeting_of(4);
-    sim.core.set_media_policy(
-        sim.now,
-        MEETING,
-        MediaPolicy {
-            last_n: 1,
-            ..MediaPolicy::default()
-        },
-    );
-    for (c, level) in sim.clients.iter_mut().zip([-15, -20, -127, -22]) {
-        c.audio_level = level;
-    }
+    let mut sim = last_n_meeting(4, 1);
+    set_levels(&mut sim, &[-15, -20, -127, -22]);
     sim.run_for(8 * SECOND);
     sim.clients[1].audio_level = -127;
     let stopped = sim.now;

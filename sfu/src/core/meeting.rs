@@ -205,7 +205,7 @@ impl Meeting {
         let dominant = self.speakers.dominant();
         let speaking = self.speakers.speaking();
         for (id, talked) in &mut self.shown {
-            if Some(*id) == dominant || speaking.contains(id) {
+            if talks(*id, speaking, dominant) {
                 *talked = Some(now);
             }
         }
@@ -338,6 +338,12 @@ impl Meeting {
     }
 }
 
+/// Whether `id` talks now, for the last-N hold: it speaks among the loudest, or is the dominant
+/// speaker.
+fn talks(id: EndpointId, speaking: &[EndpointId], dominant: Option<EndpointId>) -> bool {
+    Some(id) == dominant || speaking.contains(&id)
+}
+
 /// When the first hold of `shown` runs out, if one has yet to.
 fn hold_expiry(shown: &[(EndpointId, Option<Instant>)], now: Instant) -> Option<Instant> {
     shown
@@ -360,9 +366,8 @@ fn hold_shown(
     places: usize,
     now: Instant,
 ) -> Vec<(EndpointId, Option<Instant>)> {
-    let is_talking = |id: &EndpointId| talking.contains(id) || Some(*id) == dominant;
     let last_talk = |id: &EndpointId| {
-        if is_talking(id) {
+        if talks(*id, talking, dominant) {
             return Some(now);
         }
         shown.iter().find(|(s, _)| s == id).and_then(|(_, t)| *t)
