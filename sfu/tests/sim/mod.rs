@@ -6,7 +6,8 @@
 
 #![allow(dead_code)]
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -305,6 +306,10 @@ pub struct Sim {
     /// A video frame every this many 20 ms media ticks (1: 50 fps; 2: 25 fps).
     pub video_every: u64,
     in_flight: VecDeque<(Instant, Datagram)>,
+    /// When each client next wants a timeout, soonest first. An entry whose time is no longer
+    /// its client's `next_timeout` is stale and skipped: a 213-site meeting would otherwise
+    /// scan every client before each step.
+    client_wakes: BinaryHeap<Reverse<(Instant, usize)>>,
     latency: Duration,
     offers: VecDeque<(EndpointId, String)>,
     by_addr: HashMap<SocketAddr, usize>,
@@ -359,6 +364,7 @@ impl Sim {
             jitter: Duration::ZERO,
             video_every: 1,
             in_flight: VecDeque::new(),
+            client_wakes: BinaryHeap::new(),
             latency: Duration::from_millis(10),
             offers: VecDeque::new(),
             by_addr: HashMap::new(),
@@ -474,6 +480,7 @@ impl Sim {
             downlink: None,
         });
         self.by_addr.insert(addr, index);
+        self.wake_client(index, self.now);
         self.drain_core();
         self.poll_client(index);
         index
@@ -504,7 +511,7 @@ impl Sim {
                     let c = &mut self.clients[i];
                     if c.connected && c.publishing && c.online {
                         c.write_media(self.now, video);
-                        c.next_timeout = self.now;
+                        self.wake_client(i, self.now);
                     }
                 }
                 next_media += tick;
@@ -512,19 +519,31 @@ impl Sim {
         }
     }
 
+    /// Client `i` next wants a timeout at `t`.
+    fn wake_client(&mut self, i: usize, t: Instant) {
+        self.clients[i].next_timeout = t;
+        self.client_wakes.push(Reverse((t, i)));
+    }
+
+    /// The client that wants a timeout soonest (the lowest index among equals), and when;
+    /// stale entries and clients no longer simulated are dropped on the way.
+    fn next_client_wake(&mut self) -> Option<(usize, Instant)> {
+        while let Some(&Reverse((t, i))) = self.client_wakes.peek() {
+            let c = &self.clients[i];
+            if c.next_timeout == t && c.online && c.rtc.is_alive() {
+                return Some((i, t));
+            }
+            self.client_wakes.pop();
+        }
+        None
+    }
+
     /// Handles every input due up to `until`, in time order.
     fn process_until(&mut self, until: Instant) {
         loop {
             let core_t = self.core.poll_timeout();
             let flight_t = self.in_flight.front().map(|(t, _)| *t);
-            let (client_i, client_t) = self
-                .clients
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.online && c.rtc.is_alive())
-                .map(|(i, c)| (Some(i), Some(c.next_timeout)))
-                .min_by_key(|(_, t)| *t)
-                .unwrap_or((None, None));
+            let (client_i, client_t) = self.next_client_wake().unzip();
             let next = [core_t, flight_t, client_t].into_iter().flatten().min();
             let Some(next) = next else { return };
             if next > until {
@@ -536,6 +555,7 @@ impl Sim {
                 self.deliver(d);
             } else if client_t == Some(next) {
                 let i = client_i.expect("paired with client_t");
+                self.client_wakes.pop();
                 let now = self.now;
                 self.clients[i]
                     .rtc
@@ -697,7 +717,7 @@ impl Sim {
                         .expect("client timeout handling");
                 }
                 Output::Timeout(t) => {
-                    c.next_timeout = t.max(now + Duration::from_micros(1));
+                    self.wake_client(i, t.max(now + Duration::from_micros(1)));
                     return;
                 }
                 Output::Transmit(t) => {
@@ -766,7 +786,7 @@ impl Sim {
             .stream_rx(&ssrc)
             .expect("a receive stream for this SSRC");
         stream.request_keyframe(KeyframeRequestKind::Pli);
-        c.next_timeout = self.now;
+        self.wake_client(i, self.now);
     }
 
     /// Cuts client `i` off the network without telling anyone.
