@@ -410,6 +410,23 @@ async fn measure(
         }
         if !has_video {
             receivers_without_video += 1;
+            // Which one, and what it did get: the bridge's log can then be read for it.
+            let id = eps
+                .bridge_sessions
+                .iter()
+                .find(|s| Arc::ptr_eq(&s.peer, p))
+                .map(|s| s.id.to_string())
+                .unwrap_or_else(|| "-".into());
+            let videos_known = counts.iter().filter(|(k, _)| *k == Kind::Video).count();
+            let audio: u64 = counts
+                .iter()
+                .filter(|(k, _)| *k == Kind::Audio)
+                .map(|(_, c)| c.received)
+                .sum();
+            eprintln!(
+                "loadgen:   receiver {id} got no video in the window: connection {:?}, {videos_known} video SSRCs seen before, {audio} audio packets",
+                *p.state.borrow()
+            );
         }
     }
     let sent = run.sent_packets.load(Ordering::Relaxed);

@@ -89,18 +89,15 @@ impl SfuCore {
         }
     }
 
-    /// Puts on `receiver`'s slots the sources it should get now: the videos it shows that
-    /// last-N allows, most important first, and the voices that may be heard.
-    pub(super) fn assign_slots(&mut self, now: Instant, receiver: EndpointId) {
-        let Some(ep) = self.endpoints.get(&receiver) else {
-            return;
-        };
-        let Some(meeting) = self.meetings.get(&ep.meeting) else {
-            return;
-        };
+    /// Ranks once what the members of `meeting` may get: every video track that may be shown
+    /// and every voice that may be heard, most important first. Each receiver's plan is then
+    /// one pass over these lists ([`Self::assign_slots`]), so re-planning a whole meeting (a
+    /// new speaker re-plans all 213 sites) costs a ranking, not one per receiver.
+    pub(super) fn candidates(&self, meeting_id: MeetingId) -> Option<Candidates> {
+        let meeting = self.meetings.get(&meeting_id)?;
         let mut video = Vec::new();
         let mut audio = Vec::new();
-        for source in meeting.members.iter().copied().filter(|s| *s != receiver) {
+        for &source in &meeting.members {
             let Some(publisher) = self.endpoints.get(&source) else {
                 continue;
             };
@@ -109,14 +106,11 @@ impl SfuCore {
                     // The presentation before every camera, whatever the receiver's view.
                     MediaKind::Video if track.content => {
                         if meeting.presents(source) {
-                            video.push(((0, (0, 0)), (source, track.mid)));
+                            video.push(((0, (0, 0)), (source, track.mid), true));
                         }
                     }
                     MediaKind::Video => {
-                        let shown = ep.view.as_ref().is_none_or(|v| v.contains_key(&source));
-                        if shown && meeting.video_allowed(source, receiver) {
-                            video.push(((1, meeting.video_order(source)), (source, track.mid)));
-                        }
+                        video.push(((1, meeting.video_order(source)), (source, track.mid), false));
                     }
                     MediaKind::Audio => {
                         if let Some(rank) = meeting.audio_rank(source) {
@@ -127,11 +121,51 @@ impl SfuCore {
             }
         }
         video.sort_unstable();
-        video.truncate(MAX_VIDEO_SLOTS);
         audio.sort_unstable();
-        audio.truncate(meeting.audio_slots());
-        let video: Vec<SourceTrack> = video.into_iter().map(|(_, s)| s).collect();
-        let audio: Vec<SourceTrack> = audio.into_iter().map(|(_, s)| s).collect();
+        Some(Candidates {
+            meeting: meeting_id,
+            video: video
+                .into_iter()
+                .map(|(_, s, content)| (s, content))
+                .collect(),
+            audio: audio.into_iter().map(|(_, s)| s).collect(),
+        })
+    }
+
+    /// Puts on `receiver`'s slots the sources it should get now, from its meeting's
+    /// `candidates`: the videos it shows that last-N allows, most important first, and the
+    /// voices that may be heard, never its own.
+    pub(super) fn assign_slots(
+        &mut self,
+        now: Instant,
+        receiver: EndpointId,
+        candidates: &Candidates,
+    ) {
+        let Some(ep) = self.endpoints.get(&receiver) else {
+            return;
+        };
+        let Some(meeting) = self.meetings.get(&candidates.meeting) else {
+            return;
+        };
+        let video: Vec<SourceTrack> = candidates
+            .video
+            .iter()
+            .filter(|((source, _), content)| {
+                *source != receiver
+                    && (*content
+                        || (ep.view.as_ref().is_none_or(|v| v.contains_key(source))
+                            && meeting.video_allowed(*source, receiver)))
+            })
+            .map(|(track, _)| *track)
+            .take(MAX_VIDEO_SLOTS)
+            .collect();
+        let audio: Vec<SourceTrack> = candidates
+            .audio
+            .iter()
+            .filter(|(source, _)| *source != receiver)
+            .copied()
+            .take(meeting.audio_slots())
+            .collect();
         let Some(ep) = self.endpoints.get_mut(&receiver) else {
             return;
         };
@@ -613,6 +647,17 @@ fn steady_desired(told: Option<u64>, wanted: u64) -> u64 {
         Some(t) if (wanted as f64 - t as f64).abs() <= t as f64 * DESIRED_STEP => t,
         _ => wanted,
     }
+}
+
+/// What the members of one meeting may get, ranked once for all of them (see
+/// [`SfuCore::candidates`]).
+pub(super) struct Candidates {
+    meeting: MeetingId,
+    /// Video tracks, most important first; `true` marks a presentation, which every receiver
+    /// gets whatever it shows. The others still pass the receiver's view and last-N.
+    video: Vec<(SourceTrack, bool)>,
+    /// Voices that may be heard, most important first.
+    audio: Vec<SourceTrack>,
 }
 
 #[cfg(test)]

@@ -717,8 +717,19 @@ impl SfuCore {
     pub(super) fn drain_dirty(&mut self, now: Instant) {
         let mut failed = Vec::new();
         loop {
+            // Meetings are ranked once per batch of plans: nothing a plan changes (slots,
+            // allocations) moves a ranking.
+            let mut ranked: HashMap<MeetingId, Option<media::Candidates>> = HashMap::new();
             while let Some(receiver) = self.slot_plans.pop_first() {
-                self.assign_slots(now, receiver);
+                let Some(meeting) = self.endpoints.get(&receiver).map(|ep| ep.meeting) else {
+                    continue;
+                };
+                if let Some(candidates) = ranked
+                    .entry(meeting)
+                    .or_insert_with(|| self.candidates(meeting))
+                {
+                    self.assign_slots(now, receiver, candidates);
+                }
             }
             let Some(id) = self.dirty.pop() else {
                 break;
