@@ -747,39 +747,48 @@ impl SfuCore {
         }
     }
 
+    /// Relays an offer for `id`'s new slots if its session can take one, and tells
+    /// signaling which source each slot carries if that changed.
+    fn announce_slots(&mut self, id: EndpointId) {
+        let Some(ep) = self.endpoints.get_mut(&id) else {
+            return;
+        };
+        if let Some(sdp) = ep.offer_if_needed() {
+            self.outputs
+                .push_back(CoreOutput::Event(SfuEvent::Offer { endpoint: id, sdp }));
+        }
+        if !std::mem::take(&mut ep.slots_changed) {
+            return;
+        }
+        let slots = ep
+            .slot_mapping()
+            .into_iter()
+            .map(|(mid, kind, source)| SlotInfo {
+                mid: mid.to_string(),
+                kind: match kind {
+                    MediaKind::Audio => SlotKind::Audio,
+                    MediaKind::Video => SlotKind::Video,
+                },
+                source: source.map(|(e, _)| e),
+                content: source
+                    .and_then(|(e, mid)| self.endpoints.get(&e)?.track_in(mid))
+                    .is_some_and(|t| t.content),
+            })
+            .collect();
+        self.outputs.push_back(CoreOutput::Event(SfuEvent::Slots {
+            endpoint: id,
+            slots,
+        }));
+    }
+
     fn drain_endpoint(&mut self, now: Instant, id: EndpointId) -> Result<(), GoneReason> {
+        // Slots are added and re-sourced only when plans are made (between drains) and by
+        // the signaling calls, never by what the session says below: announce them once.
+        self.announce_slots(id);
         // str0m asks for an immediate timeout after packets were written to it (that is when
         // it stamps them for the pacer). Honour that a bounded number of times per drain.
         let mut immediate_timeouts = 0;
         loop {
-            let Some(ep) = self.endpoints.get_mut(&id) else {
-                return Ok(());
-            };
-            if let Some(sdp) = ep.offer_if_needed() {
-                self.outputs
-                    .push_back(CoreOutput::Event(SfuEvent::Offer { endpoint: id, sdp }));
-            }
-            if std::mem::take(&mut ep.slots_changed) {
-                let mapping = ep.slot_mapping();
-                let slots = mapping
-                    .into_iter()
-                    .map(|(mid, kind, source)| SlotInfo {
-                        mid: mid.to_string(),
-                        kind: match kind {
-                            MediaKind::Audio => SlotKind::Audio,
-                            MediaKind::Video => SlotKind::Video,
-                        },
-                        source: source.map(|(e, _)| e),
-                        content: source
-                            .and_then(|(e, mid)| self.endpoints.get(&e)?.track_in(mid))
-                            .is_some_and(|t| t.content),
-                    })
-                    .collect();
-                self.outputs.push_back(CoreOutput::Event(SfuEvent::Slots {
-                    endpoint: id,
-                    slots,
-                }));
-            }
             let Some(ep) = self.endpoints.get_mut(&id) else {
                 return Ok(());
             };
