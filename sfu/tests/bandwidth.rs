@@ -111,3 +111,48 @@ fn on_a_thin_link_the_gallery_pauses_and_the_floor_holder_keeps_its_picture() {
         "the floor holder is at the top"
     );
 }
+
+/// Bytes the SFU sent to client `i` between `from` and `to` (everything: media, padding, RTCP).
+fn bytes_to(sim: &Sim, i: usize, from: Instant, to: Instant) -> usize {
+    let addr = sim.clients[i].addr;
+    sim.wire
+        .iter()
+        .filter(|(t, d)| d.source == sim.sfu_addr && d.destination == addr && *t > from && *t <= to)
+        .map(|(_, d)| d.contents.len())
+        .sum()
+}
+
+#[test]
+fn cameras_that_send_nothing_are_not_replaced_by_padding() {
+    // Ten sites joined with cameras, none sending yet (a meeting before it starts, cameras
+    // off); everyone shows everyone big. The allocator plans each receiver's nine tiles at
+    // their usual rates, some 13 Mb/s; none of it flows, so nothing should take its place.
+    let mut sim = Sim::new();
+    let sites: Vec<usize> = (0..10).map(|_| sim.join_with_layers(1, 3)).collect();
+    for &s in &sites {
+        sim.clients[s].publishing = false;
+    }
+    for &s in &sites {
+        let view: Vec<_> = sites
+            .iter()
+            .filter(|o| **o != s)
+            .map(|o| (sim.clients[*o].id, 720))
+            .collect();
+        sim.core
+            .set_view(sim.now, sim.clients[s].id, &view)
+            .expect("view");
+    }
+    // Past the estimator's first probes.
+    sim.run_for(3 * SECOND);
+    let from = sim.now;
+    sim.run_for(10 * SECOND);
+    for &s in &sites {
+        let bps = bytes_to(&sim, s, from, sim.now) * 8 / 10;
+        // str0m keeps a 50 kb/s floor of padding and probes now and then: well under 1 Mb/s
+        // on average. Padding up to the plan measured 16 Mb/s a receiver here.
+        assert!(
+            bps < 1_000_000,
+            "site {s} got {bps} b/s from a silent meeting"
+        );
+    }
+}

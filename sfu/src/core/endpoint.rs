@@ -293,6 +293,17 @@ impl LayerInfo {
         layer_for_height(height, &self.heights[..usize::from(self.count)])
     }
 
+    /// The bitrate a receiver allowed up to `limit` actually gets: that of the layer
+    /// [`Self::available`] picks, or nothing while no layer of the track arrives.
+    pub(crate) fn flowing_bps(&self, limit: Layer) -> u64 {
+        let layer = usize::from(self.available(limit));
+        if self.arriving[layer] {
+            self.rates[layer]
+        } else {
+            0
+        }
+    }
+
     /// The layer to send a receiver that wants `wanted`: the highest one arriving at or below
     /// it, else the lowest arriving above it, else `wanted` itself (nothing arrives yet).
     pub(crate) fn available(&self, wanted: Layer) -> Layer {
@@ -839,5 +850,24 @@ mod tests {
             ep.offer_if_needed().is_none(),
             "still waiting for the real answer"
         );
+    }
+
+    #[test]
+    fn only_layers_that_arrive_count_as_flowing() {
+        let info = LayerInfo {
+            count: 3,
+            heights: [None; MAX_LAYERS],
+            // The top layer is suspended; the lower two arrive.
+            arriving: [true, true, false, false],
+            rates: [150_000, 500_000, 1_500_000, 0],
+        };
+        // A receiver allowed the top layer gets the highest one arriving.
+        assert_eq!(info.flowing_bps(2), 500_000);
+        assert_eq!(info.flowing_bps(0), 150_000);
+        let silent = LayerInfo {
+            arriving: [false; MAX_LAYERS],
+            ..info
+        };
+        assert_eq!(silent.flowing_bps(2), 0, "a camera that sends nothing");
     }
 }

@@ -475,6 +475,7 @@ impl SfuCore {
             return;
         };
         let mut indexes = Vec::new();
+        let mut infos = Vec::new();
         let mut wants = Vec::new();
         let mut current = Vec::new();
         let mut new = Vec::new();
@@ -503,6 +504,7 @@ impl SfuCore {
                 continue;
             };
             indexes.push(i);
+            infos.push(info);
             wants.push(Want {
                 priority: if content {
                     Priority::Floor
@@ -537,8 +539,9 @@ impl SfuCore {
             ep.slots[i].planned_for = None;
         }
         let mut planned = 0;
+        let mut flowing = 0;
         let mut desired = 0;
-        for ((i, want), layer) in indexes.into_iter().zip(&wants).zip(&plan) {
+        for (((i, want), info), layer) in indexes.into_iter().zip(&wants).zip(&infos).zip(&plan) {
             let track = &mut ep.slots[i];
             let budget = match layer {
                 Some(l) => Budget::UpTo(*l),
@@ -552,6 +555,7 @@ impl SfuCore {
             track.budget = budget;
             track.planned_for = Some(want.layer);
             planned += layer.map_or(0, |l| want.rates[usize::from(l)]);
+            flowing += layer.map_or(0, |l| info.flowing_bps(l));
             desired += want
                 .rates
                 .get(usize::from(want.layer))
@@ -572,10 +576,13 @@ impl SfuCore {
         let wanted = (desired as f64 * PROBE_MARGIN / HEADROOM) as u64 + audio_reserve;
         let told = steady_desired(ep.desired_told, wanted);
         ep.desired_told = Some(told);
-        ep.rtc.bwe().set_bitrate(
-            Bitrate::bps(planned + audio_reserve),
-            Bitrate::bps(told + ep.probe_nudge),
-        );
+        // str0m pads up to the minimum whatever media leaves of it, so the minimum is the video
+        // that flows: a tile planned for a source that sends nothing (not yet started, its
+        // camera off, a layer suspended) would otherwise be replaced by padding at its full
+        // rate, for every receiver. Probing for more is `desired`'s work.
+        ep.rtc
+            .bwe()
+            .set_bitrate(Bitrate::bps(flowing), Bitrate::bps(told + ep.probe_nudge));
         ep.next_allocation = Some(now + REALLOCATE_EVERY);
         self.mark_dirty(receiver);
     }
