@@ -171,6 +171,14 @@ async fn setup_broadcast(
         bail!("the broadcast scenario needs at least 3 endpoints");
     }
     let meeting = bridge.meeting().await?;
+    // The meeting's last-N is configured before the sites join, as an administrator sets it
+    // for a province meeting; the chair and the floor holder are named once they are in.
+    bridge
+        .set_policy(
+            meeting,
+            &json!({"mode":"open","chair":null,"floor_holder":null,"muted":[],"loudest_n":3,"last_n":9}),
+        )
+        .await?;
     let sessions = join_many(n, cli.join_concurrency, |i| {
         // The chair (0) and the floor holder (1) speak; every other room listens, its
         // microphone hearing the room's silence.
@@ -228,6 +236,13 @@ async fn setup_working(
     let n = cli.endpoints;
     let publishers = WORKING_PUBLISHERS.min(n);
     let meeting = bridge.meeting().await?;
+    // Configured before the sites join, as an administrator sets it for a province meeting.
+    bridge
+        .set_policy(
+            meeting,
+            &json!({"mode":"open","chair":null,"floor_holder":null,"muted":[],"loudest_n":3,"last_n":9}),
+        )
+        .await?;
     // With --receiver-processes P, this process holds its share of the receive-only
     // endpoints and P - 1 children hold the rest (see `child`).
     let all_receivers = n - publishers;
@@ -253,12 +268,6 @@ async fn setup_working(
         BridgeEndpoint::join(bridge.http, meeting, name(i), publish, run.clone())
     })
     .await?;
-    bridge
-        .set_policy(
-            meeting,
-            &json!({"mode":"open","chair":null,"floor_holder":null,"muted":[],"loudest_n":3,"last_n":9}),
-        )
-        .await?;
     for s in sessions.iter().skip(receivers) {
         s.peer.start_publishing(run.clone()).await?;
     }
