@@ -562,7 +562,7 @@ impl SfuCore {
                 .copied()
                 .unwrap_or(0);
         }
-        // Probe for what the tiles want; keep up at least what is planned. str0m probes when
+        // Probe for what the tiles want; keep up what flows (below). str0m probes when
         // the desired rate rises, not when it is repeated: while the plan falls short of what
         // is wanted, raise it by a token amount now and then, so that a link that has widened
         // is found (otherwise an estimate that sank during a squeeze could stay down for good).
