@@ -160,6 +160,12 @@ async fn setup_matched(
     }
 }
 
+/// The moderation policy of the province scenarios: last-N 9 and loudest-3, in `mode`, with
+/// the chair and floor holder (participant ids) once they are known.
+fn province_policy(mode: &str, chair: Option<u64>, floor_holder: Option<u64>) -> Value {
+    json!({"mode":mode,"chair":chair,"floor_holder":floor_holder,"muted":[],"loudest_n":3,"last_n":9})
+}
+
 async fn setup_broadcast(
     cli: &Cli,
     media: &Media,
@@ -174,10 +180,7 @@ async fn setup_broadcast(
     // The meeting's last-N is configured before the sites join, as an administrator sets it
     // for a province meeting; the chair and the floor holder are named once they are in.
     bridge
-        .set_policy(
-            meeting,
-            &json!({"mode":"open","chair":null,"floor_holder":null,"muted":[],"loudest_n":3,"last_n":9}),
-        )
+        .set_policy(meeting, &province_policy("open", None, None))
         .await?;
     let sessions = join_many(n, cli.join_concurrency, |i| {
         // The chair (0) and the floor holder (1) speak; every other room listens, its
@@ -192,10 +195,7 @@ async fn setup_broadcast(
     let chair = sessions[0].id;
     let floor = sessions[1].id;
     bridge
-        .set_policy(
-            meeting,
-            &json!({"mode":"floor","chair":chair,"floor_holder":floor,"muted":[],"loudest_n":3,"last_n":9}),
-        )
+        .set_policy(meeting, &province_policy("floor", Some(chair), Some(floor)))
         .await?;
     for s in &sessions {
         s.peer.start_publishing(run.clone()).await?;
@@ -238,10 +238,7 @@ async fn setup_working(
     let meeting = bridge.meeting().await?;
     // Configured before the sites join, as an administrator sets it for a province meeting.
     bridge
-        .set_policy(
-            meeting,
-            &json!({"mode":"open","chair":null,"floor_holder":null,"muted":[],"loudest_n":3,"last_n":9}),
-        )
+        .set_policy(meeting, &province_policy("open", None, None))
         .await?;
     // With --receiver-processes P, this process holds its share of the receive-only
     // endpoints and P - 1 children hold the rest (see `child`).
