@@ -717,20 +717,7 @@ impl SfuCore {
     pub(super) fn drain_dirty(&mut self, now: Instant) {
         let mut failed = Vec::new();
         loop {
-            // Meetings are ranked once per batch of plans: nothing a plan changes (slots,
-            // allocations) moves a ranking.
-            let mut ranked: HashMap<MeetingId, Option<media::Candidates>> = HashMap::new();
-            while let Some(receiver) = self.slot_plans.pop_first() {
-                let Some(meeting) = self.endpoints.get(&receiver).map(|ep| ep.meeting) else {
-                    continue;
-                };
-                if let Some(candidates) = ranked
-                    .entry(meeting)
-                    .or_insert_with(|| self.candidates(meeting))
-                {
-                    self.assign_slots(now, receiver, candidates);
-                }
-            }
+            self.make_slot_plans(now);
             let Some(id) = self.dirty.pop() else {
                 break;
             };
@@ -744,6 +731,26 @@ impl SfuCore {
         }
         for (id, reason) in failed {
             self.remove_gone(now, id, reason);
+        }
+    }
+
+    /// Makes the slot plans queued by [`Self::plan_slots`] since the last batch. Meetings are
+    /// ranked once per batch: nothing a plan changes (slots, allocations) moves a ranking.
+    fn make_slot_plans(&mut self, now: Instant) {
+        if self.slot_plans.is_empty() {
+            return;
+        }
+        let mut ranked: HashMap<MeetingId, Option<media::Candidates>> = HashMap::new();
+        while let Some(receiver) = self.slot_plans.pop_first() {
+            let Some(meeting) = self.endpoints.get(&receiver).map(|ep| ep.meeting) else {
+                continue;
+            };
+            if let Some(candidates) = ranked
+                .entry(meeting)
+                .or_insert_with(|| self.candidates(meeting))
+            {
+                self.assign_slots(now, receiver, candidates);
+            }
         }
     }
 
